@@ -7,8 +7,8 @@ namespace Cairn.Protocol.Messages;
 public sealed class CreateTopicsRequest
 {
     [KafkaField("0+")] public List<CreatableTopic> Topics { get; set; } = [];
-    [KafkaField("0+")] public int timeoutMs { get; set; } = 60000;
-    [KafkaField("1+")] public bool validateOnly { get; set; }
+    [KafkaField("0+")] public int TimeoutMs { get; set; } = 60000;
+    [KafkaField("1+")] public bool ValidateOnly { get; set; }
 
     public sealed class CreatableTopic
     {

@@ -1,0 +1,85 @@
+using System.Globalization;
+using System.Net;
+
+namespace Cairn.Broker;
+
+/// <summary>Broker settings. Settings can come from a properties file, CAIRN_* environment variables and flags (in rising precedence).</summary>
+public sealed record BrokerOptions
+{
+    public string ListenHost { get; init; } = "127.0.0.1";
+    public int ListenPort { get; init; } = 9092;
+    /// <summary>Host clients are told to connect to (Metadata); defaults to the listen host.</summary>
+    public string? AdvertisedHost { get; init; }
+    public int? AdvertisedPort { get; init; }
+    public int NodeId { get; init; } = 1;
+    public string DataDir { get; init; } = "./cairn-data";
+    /// <summary>Partitions of auto-created topics (Kafka's num.partitions).</summary>
+    public int DefaultPartitions { get; init; } = 1;
+    public bool AutoCreateTopics { get; init; } = true;
+    /// <summary>Largest request frame accepted; larger ones close the connection.</summary>
+    public int MaxRequestBytes { get; init; } = 100 * 1024 * 1024;
+    /// <summary>fsync before acknowledging acks=-1 produce requests.</summary>
+    public bool FlushOnAck { get; init; }
+    /// <summary>Broker-wide log settings with Kafka names (log.retention.ms, log.segment.bytes, ...), the defaults for every topic.</summary>
+    public IReadOnlyDictionary<string, string> LogSettings { get; init; } = new Dictionary<string, string>();
+
+    public IPEndPoint ListenEndPoint => new(IPAddress.Parse(ListenHost == "localhost" ? "127.0.0.1" : ListenHost), ListenPort);
+
+    /// <summary>
+    /// Builds options from flat settings. Names are matched loosely: "data-dir", "data.dir", "data_dir"
+    /// and the environment variable CAIRN_DATA_DIR all mean the same setting.
+    /// </summary>
+    public static BrokerOptions FromSettings(IEnumerable<KeyValuePair<string, string>> settings)
+    {
+        var options = new BrokerOptions();
+        var log = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (rawKey, rawValue) in settings)
+        {
+            var key = Normalize(rawKey);
+            var value = rawValue.Trim();
+            options = key switch
+            {
+                "listen" => WithListen(options, value),
+                "advertised.host" => options with { AdvertisedHost = value },
+                "advertised.port" => options with { AdvertisedPort = ParseInt(key, value, 1, 65535) },
+                "node.id" => options with { NodeId = ParseInt(key, value, 0, int.MaxValue) },
+                "data.dir" or "log.dir" or "log.dirs" => options with { DataDir = value },
+                "default.partitions" or "num.partitions" => options with { DefaultPartitions = ParseInt(key, value, 1, 100_000) },
+                "auto.create.topics" or "auto.create.topics.enable" => options with { AutoCreateTopics = ParseBool(key, value) },
+                "max.request.bytes" or "socket.request.max.bytes" => options with { MaxRequestBytes = ParseInt(key, value, 1024, int.MaxValue) },
+                "log.flush.on.ack" => options with { FlushOnAck = ParseBool(key, value) },
+                _ when key.StartsWith("log.", StringComparison.Ordinal) || key.StartsWith("message.", StringComparison.Ordinal)
+                    => Track(options, log, key, value),
+                _ => throw new ArgumentException($"unknown setting '{rawKey}'"),
+            };
+        }
+        return options with { LogSettings = log };
+    }
+
+    private static BrokerOptions Track(BrokerOptions options, Dictionary<string, string> log, string key, string value)
+    {
+        log[key] = value;
+        return options;
+    }
+
+    public static string Normalize(string key) => key.Trim().ToLowerInvariant().Replace('-', '.').Replace('_', '.');
+
+    private static BrokerOptions WithListen(BrokerOptions options, string value)
+    {
+        int colon = value.LastIndexOf(':');
+        if (colon <= 0) throw new ArgumentException($"listen must be HOST:PORT, got '{value}'");
+        var host = value[..colon].Trim('[', ']');
+        if (host != "localhost" && !IPAddress.TryParse(host, out _)) throw new ArgumentException($"listen host must be an IP address, got '{host}'");
+        return options with { ListenHost = host, ListenPort = ParseInt("listen", value[(colon + 1)..], 0, 65535) };
+    }
+
+    private static int ParseInt(string key, string value, int min, int max)
+    {
+        if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) || v < min || v > max)
+            throw new ArgumentException($"{key} must be an integer in [{min}, {max}], got '{value}'");
+        return v;
+    }
+
+    private static bool ParseBool(string key, string value) =>
+        bool.TryParse(value, out var b) ? b : throw new ArgumentException($"{key} must be true or false, got '{value}'");
+}

@@ -1,0 +1,47 @@
+using Cairn.Protocol;
+using Cairn.Protocol.Primitives;
+using Cairn.Protocol.Schema;
+
+namespace Cairn.Broker.Handlers;
+
+/// <summary>Serves one Kafka API. The versions a handler declares are exactly what ApiVersions advertises.</summary>
+public interface IApiHandler
+{
+    ApiKey ApiKey { get; }
+    VersionRange Versions { get; }
+
+    /// <summary>Decodes and handles the request body; returns the response, or null when none is sent (acks=0).</summary>
+    ValueTask<object?> HandleAsync(RequestContext context, KafkaReader body, CancellationToken cancellationToken);
+
+    void WriteResponse(KafkaWriter writer, object response, short version);
+}
+
+/// <summary>Typed base: the request and response types carry the wire description; the handler only does the work.</summary>
+public abstract class ApiHandler<TRequest, TResponse> : IApiHandler
+    where TRequest : class, new()
+    where TResponse : class, new()
+{
+    public ApiKey ApiKey { get; } = MessageCatalog.Of<TRequest>().ApiKey;
+
+    /// <summary>The versions this handler serves; must lie within the message's declared versions.</summary>
+    public abstract VersionRange Versions { get; }
+
+    protected abstract ValueTask<TResponse?> HandleAsync(RequestContext context, TRequest request, CancellationToken cancellationToken);
+
+    async ValueTask<object?> IApiHandler.HandleAsync(RequestContext context, KafkaReader body, CancellationToken cancellationToken)
+    {
+        var request = MessageSerializer.Read<TRequest>(body, context.Header.ApiVersion);
+        return await HandleAsync(context, request, cancellationToken);
+    }
+
+    void IApiHandler.WriteResponse(KafkaWriter writer, object response, short version) =>
+        MessageSerializer.Write(writer, (TResponse)response, version);
+}
+
+/// <summary>What a handler knows about the request it serves.</summary>
+public sealed record RequestContext(RequestHeader Header, ConnectionInfo Connection)
+{
+    public short Version => Header.ApiVersion;
+}
+
+public sealed record ConnectionInfo(long Id, string RemoteEndPoint);

@@ -1,0 +1,72 @@
+using Cairn.Protocol;
+using Cairn.Protocol.Messages;
+using Cairn.Protocol.Schema;
+using Cairn.Storage;
+
+namespace Cairn.Broker.Handlers;
+
+/// <summary>Metadata: this broker is the only node, leader of every partition and the controller.</summary>
+public sealed class MetadataHandler(BrokerContext broker) : ApiHandler<MetadataRequest, MetadataResponse>
+{
+    private const int AllTopicOperations = 0b1111_1111_1000; // read, write, create, delete, alter, describe, cluster_action, describe_configs, alter_configs
+
+    public override VersionRange Versions => new(0, 12);
+
+    protected override ValueTask<MetadataResponse?> HandleAsync(RequestContext context, MetadataRequest request, CancellationToken cancellationToken)
+    {
+        short version = context.Version;
+        var response = new MetadataResponse
+        {
+            Brokers = [new() { NodeId = broker.NodeId, Host = broker.AdvertisedHost, Port = broker.AdvertisedPort }],
+            ClusterId = broker.ClusterId,
+            ControllerId = broker.NodeId,
+        };
+        // Before v4 the request has no auto-create flag: the broker setting decides (old clients rely on it).
+        bool autoCreate = version < 4 || request.AllowAutoTopicCreation;
+        // v0: an empty list means every topic; v1+: null means every topic, empty means none.
+        bool allTopics = request.Topics is null || (version == 0 && request.Topics.Count == 0);
+        if (allTopics)
+        {
+            foreach (var topic in broker.Logs.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
+                response.Topics.Add(Describe(topic, request.IncludeTopicAuthorizedOperations));
+            return ValueTask.FromResult<MetadataResponse?>(response);
+        }
+        foreach (var wanted in request.Topics!)
+        {
+            if (wanted.Name is null or "" && wanted.TopicId != Guid.Empty)
+            {
+                response.Topics.Add(broker.Logs.TryGetTopic(wanted.TopicId, out var byId)
+                    ? Describe(byId, request.IncludeTopicAuthorizedOperations)
+                    : new() { Name = null!, TopicId = wanted.TopicId, ErrorCode = (short)ErrorCode.UnknownTopicId });
+                continue;
+            }
+            var (topic, error) = broker.GetOrAutoCreateTopic(wanted.Name ?? "", autoCreate);
+            response.Topics.Add(topic is not null
+                ? Describe(topic, request.IncludeTopicAuthorizedOperations)
+                : new() { Name = wanted.Name ?? "", ErrorCode = (short)error });
+        }
+        return ValueTask.FromResult<MetadataResponse?>(response);
+    }
+
+    private MetadataResponse.MetadataResponseTopic Describe(TopicLog topic, bool includeOperations)
+    {
+        var result = new MetadataResponse.MetadataResponseTopic
+        {
+            Name = topic.Name,
+            TopicId = topic.Id,
+            TopicAuthorizedOperations = includeOperations ? AllTopicOperations : int.MinValue,
+        };
+        for (int p = 0; p < topic.PartitionCount; p++)
+        {
+            result.Partitions.Add(new()
+            {
+                PartitionIndex = p,
+                LeaderId = broker.NodeId,
+                LeaderEpoch = 0,
+                ReplicaNodes = [broker.NodeId],
+                IsrNodes = [broker.NodeId],
+            });
+        }
+        return result;
+    }
+}

@@ -1,0 +1,188 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using Cairn.Broker.Handlers;
+using Cairn.Protocol;
+using Cairn.Protocol.Primitives;
+using Cairn.Protocol.Schema;
+using Microsoft.Extensions.Logging;
+
+namespace Cairn.Broker.Network;
+
+/// <summary>
+/// One client connection. Frames are read into a pooled buffer and handled one at a time, so responses
+/// go out in request order (Kafka likewise mutes a connection while a request is in flight).
+/// Small frames are parsed in place from a shared read buffer; a frame larger than it is received
+/// straight into one buffer of its own size, so produce payloads are copied from the socket once.
+/// </summary>
+public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger)
+{
+    private const int ReadBufferSize = 64 * 1024;
+    private const int MinimumFrameSize = 8; // api key, version, correlation id
+    private const int ResponseBufferKeepLimit = 4 * 1024 * 1024;
+
+    private readonly ConnectionInfo _info = new(id, socket.RemoteEndPoint?.ToString() ?? "unknown");
+    private byte[] _buffer = [];
+    private int _start;
+    private int _end;
+    private KafkaWriter _response = new(4096);
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        _buffer = ArrayPool<byte>.Shared.Rent(ReadBufferSize);
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                if (!await FillAsync(4, stopping)) return;
+                int size = BinaryPrimitives.ReadInt32BigEndian(_buffer.AsSpan(_start));
+                if (size < MinimumFrameSize || size > maxRequestBytes)
+                {
+                    logger.LogWarning("connection {Id} from {Remote}: frame size {Size} outside [{Min}, {Max}], closing",
+                        id, _info.RemoteEndPoint, size, MinimumFrameSize, maxRequestBytes);
+                    return;
+                }
+                byte[]? large = null;
+                try
+                {
+                    ReadOnlyMemory<byte> frame;
+                    if (size + 4 <= _buffer.Length)
+                    {
+                        if (!await FillAsync(4 + size, stopping)) return;
+                        frame = _buffer.AsMemory(_start + 4, size);
+                        _start += 4 + size;
+                    }
+                    else
+                    {
+                        large = ArrayPool<byte>.Shared.Rent(size);
+                        int have = _end - _start - 4;
+                        _buffer.AsSpan(_start + 4, have).CopyTo(large);
+                        _start = _end = 0;
+                        while (have < size)
+                        {
+                            int n = await socket.ReceiveAsync(large.AsMemory(have, size - have), SocketFlags.None, stopping);
+                            if (n == 0) return;
+                            have += n;
+                        }
+                        frame = large.AsMemory(0, size);
+                    }
+                    if (!await ProcessAsync(frame, stopping)) return;
+                }
+                finally
+                {
+                    if (large is not null) ArrayPool<byte>.Shared.Return(large);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
+        catch (SocketException e)
+        {
+            logger.LogDebug("connection {Id} from {Remote}: {Error}", id, _info.RemoteEndPoint, e.SocketErrorCode);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _response.Dispose();
+            socket.Dispose();
+        }
+    }
+
+    /// <summary>Makes at least <paramref name="count"/> bytes available at _start; false when the peer closed.</summary>
+    private async ValueTask<bool> FillAsync(int count, CancellationToken stopping)
+    {
+        if (_end - _start >= count) return true;
+        if (_buffer.Length - _start < count)
+        {
+            _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+            _end -= _start;
+            _start = 0;
+        }
+        while (_end - _start < count)
+        {
+            int n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, stopping);
+            if (n == 0) return false;
+            _end += n;
+        }
+        return true;
+    }
+
+    /// <summary>Handles one frame; false means the connection must be closed.</summary>
+    private async ValueTask<bool> ProcessAsync(ReadOnlyMemory<byte> frame, CancellationToken stopping)
+    {
+        var reader = new KafkaReader(frame);
+        RequestHeader header;
+        try
+        {
+            header = RequestHeader.Read(reader);
+        }
+        catch (MalformedMessageException e)
+        {
+            logger.LogWarning("connection {Id} from {Remote}: malformed request header ({Error}), closing", id, _info.RemoteEndPoint, e.Message);
+            return false;
+        }
+
+        var handler = handlers.Get(header.ApiKey);
+        if (handler is null)
+        {
+            logger.LogWarning("connection {Id} from {Remote}: unknown API key {Key}, closing", id, _info.RemoteEndPoint, (short)header.ApiKey);
+            return false;
+        }
+
+        object? response;
+        short responseVersion = header.ApiVersion;
+        if (!handler.Versions.Contains(header.ApiVersion))
+        {
+            if (header.ApiKey != ApiKey.ApiVersions)
+            {
+                logger.LogWarning("connection {Id} from {Remote}: {Api} v{Version} is not supported (serving {Range}), closing",
+                    id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, handler.Versions);
+                return false;
+            }
+            // A client newer than us: answer in v0 with UNSUPPORTED_VERSION and our ranges so it can pick one.
+            response = ApiVersionsHandler.UnsupportedVersionResponse(handlers);
+            responseVersion = 0;
+        }
+        else
+        {
+            try
+            {
+                response = await handler.HandleAsync(new RequestContext(header, _info), reader, stopping);
+            }
+            catch (MalformedMessageException e)
+            {
+                logger.LogWarning("connection {Id} from {Remote}: malformed {Api} v{Version} request ({Error}), closing",
+                    id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, e.Message);
+                return false;
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                return false;
+            }
+            catch (Exception e)
+            {
+                logger.LogError(e, "connection {Id} from {Remote}: {Api} v{Version} failed, closing", id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion);
+                return false;
+            }
+        }
+        if (response is null) return true;
+
+        _response.Reset();
+        _response.Advance(4);
+        header.WriteResponseHeader(_response);
+        handler.WriteResponse(_response, response, responseVersion);
+        _response.PatchInt32(0, _response.Position - 4);
+        var pending = _response.WrittenMemory;
+        while (!pending.IsEmpty)
+        {
+            int sent = await socket.SendAsync(pending, SocketFlags.None, stopping);
+            pending = pending[sent..];
+        }
+        if (_response.Position > ResponseBufferKeepLimit)
+        {
+            // Do not pin a huge buffer to an idle connection after one large fetch.
+            _response.Dispose();
+            _response = new KafkaWriter(4096);
+        }
+        return true;
+    }
+}

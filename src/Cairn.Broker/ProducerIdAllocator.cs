@@ -1,0 +1,50 @@
+using System.Globalization;
+
+namespace Cairn.Broker;
+
+/// <summary>
+/// Hands out producer ids that are never reused across restarts: ids are reserved in blocks and the
+/// end of the current block is made durable before any id from it is given out.
+/// </summary>
+public sealed class ProducerIdAllocator
+{
+    private const long BlockSize = 1000;
+    private readonly string _path;
+    private readonly object _lock = new();
+    private long _next;
+    private long _blockEnd;
+
+    public ProducerIdAllocator(string dataDir)
+    {
+        _path = Path.Combine(dataDir, "producer-ids");
+        if (File.Exists(_path))
+        {
+            var text = File.ReadAllText(_path).Trim();
+            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out _next))
+                throw new InvalidDataException($"{_path} does not hold a producer id block end: '{text}'");
+        }
+        _blockEnd = _next;
+    }
+
+    public long Allocate()
+    {
+        lock (_lock)
+        {
+            if (_next == _blockEnd) ReserveBlock();
+            return _next++;
+        }
+    }
+
+    private void ReserveBlock()
+    {
+        long end = _blockEnd + BlockSize;
+        var temp = _path + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        {
+            stream.Write(System.Text.Encoding.ASCII.GetBytes(end.ToString(CultureInfo.InvariantCulture)));
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, _path, overwrite: true);
+        _blockEnd = end;
+    }
+}
