@@ -79,7 +79,8 @@ public sealed class FetchHandler(BrokerContext broker) : ApiHandler<FetchRequest
         }
 
         BuildResponse(response, targets, results, version, incremental);
-        if (session is not null) lock (session) session.Epoch = session.Epoch == int.MaxValue ? 1 : session.Epoch + 1;
+        // A new session expects epoch 1 next; each incremental request moves it on by one.
+        if (incremental) lock (session!) session.Epoch = session.Epoch == int.MaxValue ? 1 : session.Epoch + 1;
         return response;
     }
 
