@@ -8,7 +8,7 @@ namespace Cairn.Broker.Handlers;
 
 /// <summary>
 /// Produce: each partition's batches are appended as they arrived (only the base offset is written
-/// into them). With acks=-1 and flush-on-ack, the response waits for the fsync that covers them.
+/// into them). With acks=-1 and log.flush.on.ack, the append returns only after the fsync that covers it.
 /// </summary>
 public sealed class ProduceHandler(BrokerContext broker) : ApiHandler<ProduceRequest, ProduceResponse>
 {
@@ -19,7 +19,6 @@ public sealed class ProduceHandler(BrokerContext broker) : ApiHandler<ProduceReq
         var response = new ProduceResponse();
         bool validAcks = request.Acks is 0 or 1 or -1;
         bool transactional = request.TransactionalId is not null;
-        List<Task>? flushes = null;
         foreach (var topicData in request.TopicData)
         {
             var topicResponse = new ProduceResponse.TopicProduceResponse { Name = topicData.Name };
@@ -49,17 +48,14 @@ public sealed class ProduceHandler(BrokerContext broker) : ApiHandler<ProduceReq
                 }
                 // The frame buffer belongs to this request: writing the assigned base offset into it is safe.
                 var batches = MemoryMarshal.AsMemory(records.Bytes);
-                var appended = partition.Append(batches.Span);
+                var appended = await partition.AppendAsync(batches, acksAll: request.Acks == -1, cancellationToken);
                 result.ErrorCode = (short)appended.Error;
                 result.ErrorMessage = appended.ErrorMessage;
                 result.BaseOffset = appended.BaseOffset;
                 result.LogAppendTimeMs = appended.LogAppendTime;
                 result.LogStartOffset = appended.LogStartOffset;
-                if (appended.Succeeded && request.Acks == -1 && broker.Options.FlushOnAck)
-                    (flushes ??= []).Add(partition.FlushAsync(appended.LastOffset, cancellationToken).AsTask());
             }
         }
-        if (flushes is not null) await Task.WhenAll(flushes);
         return request.Acks == 0 ? null : response;
     }
 }

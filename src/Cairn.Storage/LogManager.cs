@@ -1,0 +1,491 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using Cairn.Protocol;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cairn.Storage;
+
+/// <summary>
+/// Owns the data directory: topics (persistent id, partition count, config overrides in
+/// <c>.topics/&lt;name&gt;.json</c>), their partition logs in <c>&lt;topic&gt;-&lt;partition&gt;</c> directories, the
+/// background retention / interval-flush loop and clean shutdown. Lookups are lock-free; admin
+/// operations are serialized.
+/// </summary>
+public sealed class LogManager : IAsyncDisposable, IDisposable
+{
+    public const int MaxTopicNameLength = 249;
+    internal const string TopicsDirectory = ".topics";
+    private const string LockFileName = ".lock";
+
+    private readonly StorageOptions _options;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly ILogger _partitionLogger;
+    private readonly TimeProvider _time;
+    private readonly DeferredCloser _closer;
+    private readonly ConcurrentDictionary<string, TopicLog> _topics = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, TopicLog> _topicsById = new();
+    private readonly Lock _adminLock = new();
+    private readonly CancellationTokenSource _stop = new();
+    private FileStream? _lockFile;
+    private Task? _background;
+    private int _disposed;
+
+    private LogManager(StorageOptions options, ILoggerFactory? loggerFactory, TimeProvider? time)
+    {
+        _options = options;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger<LogManager>();
+        _partitionLogger = _loggerFactory.CreateLogger<PartitionLog>();
+        _time = time ?? TimeProvider.System;
+        _closer = new DeferredCloser(_time);
+    }
+
+    public StorageOptions Options => _options;
+    public string DataDirectory => _options.DataDirectory;
+    private string TopicsPath => Path.Combine(_options.DataDirectory, TopicsDirectory);
+
+    /// <summary>
+    /// Opens the data directory: loads every topic and recovers its partitions (in parallel, up to
+    /// <see cref="StorageOptions.RecoveryThreads"/>), then starts the background loop.
+    /// </summary>
+    public static async Task<LogManager> OpenAsync(StorageOptions options, ILoggerFactory? loggerFactory = null,
+        TimeProvider? time = null, CancellationToken cancellationToken = default)
+    {
+        var manager = new LogManager(options, loggerFactory, time);
+        try
+        {
+            await manager.LoadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await manager.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        if (options.RunBackgroundTasks)
+            manager._background = Task.Run(() => manager.RunBackgroundAsync(manager._stop.Token));
+        return manager;
+    }
+
+    public static Task<LogManager> OpenAsync(StorageOptions options, ILoggerFactory? loggerFactory, CancellationToken cancellationToken) =>
+        OpenAsync(options, loggerFactory, null, cancellationToken);
+
+    public static LogManager Open(StorageOptions options, ILoggerFactory? loggerFactory = null, TimeProvider? time = null) =>
+        OpenAsync(options, loggerFactory, time).GetAwaiter().GetResult();
+
+    private async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        var dataDir = _options.DataDirectory;
+        Directory.CreateDirectory(dataDir);
+        Directory.CreateDirectory(TopicsPath);
+        try
+        {
+            _lockFile = new FileStream(Path.Combine(dataDir, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException($"data directory {dataDir} is in use by another broker", e);
+        }
+
+        var metas = new List<TopicMetadata>();
+        foreach (var path in Directory.EnumerateFiles(TopicsPath))
+        {
+            if (path.EndsWith(".tmp", StringComparison.Ordinal)) { FileIO.TryDelete(path); continue; }
+            if (!path.EndsWith(".json", StringComparison.Ordinal)) continue;
+            var meta = FileIO.TryReadAll(path) is { } bytes ? TopicMetadata.TryParse(bytes) : null;
+            if (meta is null || ValidateTopicName(meta.Name, out _) != ErrorCode.None || meta.Partitions < 1
+                || Path.GetFileNameWithoutExtension(path) != meta.Name)
+            {
+                _logger.LogError("Ignoring unreadable topic metadata file {File}", path);
+                continue;
+            }
+            metas.Add(meta);
+        }
+
+        // Recover all partitions in parallel.
+        var work = new List<(TopicMetadata Meta, LogConfig Config, int Partition)>();
+        var configs = new Dictionary<string, (LogConfig Config, ImmutableSortedDictionary<string, string> Overrides)>();
+        foreach (var meta in metas)
+        {
+            var code = LogConfig.TryApply(_options.DefaultConfig, meta.Configs.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)),
+                out var config, out var overrides, out var error);
+            if (code != ErrorCode.None)
+            {
+                _logger.LogError("Topic {Topic}: stored config is invalid ({Error}); using broker defaults", meta.Name, error);
+                config = _options.DefaultConfig;
+                overrides = ImmutableSortedDictionary<string, string>.Empty;
+            }
+            configs[meta.Name] = (config, overrides);
+            for (int p = 0; p < meta.Partitions; p++) work.Add((meta, config, p));
+        }
+        var opened = new ConcurrentDictionary<(string, int), PartitionLog>();
+        try
+        {
+            await Parallel.ForEachAsync(work,
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _options.RecoveryThreads), CancellationToken = cancellationToken },
+                (item, _) =>
+                {
+                    var dir = PartitionDirectory(item.Meta.Name, item.Partition);
+                    opened[(item.Meta.Name, item.Partition)] = PartitionLog.Open(dir, item.Meta.Name, item.Partition, item.Config,
+                        _options, _partitionLogger, _time, _closer, ownsCloser: false);
+                    return ValueTask.CompletedTask;
+                }).ConfigureAwait(false);
+        }
+        catch
+        {
+            foreach (var p in opened.Values) p.Close();
+            throw;
+        }
+
+        foreach (var meta in metas)
+        {
+            var parts = new PartitionLog[meta.Partitions];
+            for (int p = 0; p < parts.Length; p++) parts[p] = opened[(meta.Name, p)];
+            var (config, overrides) = configs[meta.Name];
+            var topic = new TopicLog(meta.Name, meta.TopicId, config, overrides, parts);
+            _topics[meta.Name] = topic;
+            _topicsById[meta.TopicId] = topic;
+        }
+
+        // Partition directories nobody owns: left over from an interrupted topic deletion or partition creation.
+        foreach (var dir in Directory.EnumerateDirectories(dataDir))
+        {
+            var name = Path.GetFileName(dir);
+            if (!TryParsePartitionDirectory(name, out var topicName, out var partition)) continue;
+            if (_topics.TryGetValue(topicName, out var t) && partition < t.PartitionCount) continue;
+            if (!LooksLikePartitionDirectory(dir)) continue;
+            _logger.LogWarning("Deleting orphaned partition directory {Directory}", dir);
+            try { Directory.Delete(dir, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _logger.LogWarning(e, "Could not delete {Directory}", dir);
+            }
+        }
+        _logger.LogInformation("Loaded {Topics} topic(s), {Partitions} partition(s) from {DataDirectory}", _topics.Count, work.Count, dataDir);
+    }
+
+    private static bool TryParsePartitionDirectory(string name, out string topic, out int partition)
+    {
+        topic = "";
+        partition = -1;
+        int dash = name.LastIndexOf('-');
+        if (dash <= 0 || dash == name.Length - 1) return false;
+        if (!int.TryParse(name.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out partition)) return false;
+        topic = name[..dash];
+        return ValidateTopicName(topic, out _) == ErrorCode.None;
+    }
+
+    private static bool LooksLikePartitionDirectory(string dir)
+    {
+        foreach (var f in Directory.EnumerateFiles(dir))
+        {
+            var n = Path.GetFileName(f);
+            if (n.EndsWith(LogSegment.LogSuffix, StringComparison.Ordinal) || n == PartitionLog.LogStartCheckpointFile
+                || n == PartitionLog.CleanShutdownFile)
+                return true;
+        }
+        return !Directory.EnumerateFileSystemEntries(dir).Any();
+    }
+
+    private string PartitionDirectory(string topic, int partition) =>
+        Path.Combine(_options.DataDirectory, topic + "-" + partition.ToString(CultureInfo.InvariantCulture));
+
+    private string MetadataPath(string topic) => Path.Combine(TopicsPath, topic + ".json");
+
+    // =============================================================================================
+    // Lookups
+
+    public IReadOnlyCollection<TopicLog> Topics => _topics.Values.ToArray();
+
+    public bool TryGetTopic(string name, [NotNullWhen(true)] out TopicLog? topic) => _topics.TryGetValue(name, out topic);
+
+    public bool TryGetTopic(Guid topicId, [NotNullWhen(true)] out TopicLog? topic) => _topicsById.TryGetValue(topicId, out topic);
+
+    public PartitionLog? GetPartition(string topic, int partition) =>
+        _topics.TryGetValue(topic, out var t) ? t.GetPartition(partition) : null;
+
+    public PartitionLog? GetPartition(Guid topicId, int partition) =>
+        _topicsById.TryGetValue(topicId, out var t) ? t.GetPartition(partition) : null;
+
+    /// <summary>Kafka's topic name rules: 1..249 characters of [a-zA-Z0-9._-], not "." or "..".</summary>
+    public static ErrorCode ValidateTopicName(string? name, out string? error)
+    {
+        error = TopicNames.Explain(name);
+        return error is null ? ErrorCode.None : ErrorCode.InvalidTopic;
+    }
+
+    // =============================================================================================
+    // Admin
+
+    /// <summary>
+    /// Creates a topic with a new random id. Errors: INVALID_TOPIC_EXCEPTION (bad name, or a name that collides
+    /// with an existing one when '.' and '_' are treated alike), INVALID_PARTITIONS (&lt; 1), TOPIC_ALREADY_EXISTS,
+    /// INVALID_CONFIG. With <paramref name="validateOnly"/> nothing is created and Topic is null.
+    /// </summary>
+    public TopicOperationResult CreateTopic(string name, int partitions, IEnumerable<KeyValuePair<string, string?>>? configs = null, bool validateOnly = false)
+    {
+        if (ValidateTopicName(name, out var nameError) != ErrorCode.None) return TopicOperationResult.Fail(ErrorCode.InvalidTopic, nameError);
+        if (partitions < 1) return TopicOperationResult.Fail(ErrorCode.InvalidPartitions, "Number of partitions must be larger than 0");
+        var code = LogConfig.TryApply(_options.DefaultConfig, configs, out var config, out var overrides, out var configError);
+        if (code != ErrorCode.None) return TopicOperationResult.Fail(code, configError);
+        lock (_adminLock)
+        {
+            ThrowIfDisposed();
+            if (_topics.ContainsKey(name)) return TopicOperationResult.Fail(ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
+            var normalized = name.Replace('.', '_');
+            foreach (var existing in _topics.Keys)
+                if (existing.Replace('.', '_') == normalized)
+                    return TopicOperationResult.Fail(ErrorCode.InvalidTopic, $"Topic '{name}' collides with existing topic: {existing}");
+            if (validateOnly) return new TopicOperationResult(ErrorCode.None, null, null);
+
+            var parts = new PartitionLog[partitions];
+            try
+            {
+                for (int p = 0; p < partitions; p++) parts[p] = OpenNewPartition(name, p, config);
+                var topic = new TopicLog(name, Guid.NewGuid(), config, overrides, parts);
+                FileIO.WriteAtomic(MetadataPath(name), topic.ToMetadata().Serialize());
+                _topics[name] = topic;
+                _topicsById[topic.TopicId] = topic;
+                _logger.LogInformation("Created topic {Topic} ({TopicId}) with {Partitions} partition(s)", name, topic.TopicId, partitions);
+                return new TopicOperationResult(ErrorCode.None, null, topic);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                foreach (var p in parts) p?.CloseAndDelete();
+                _logger.LogError(e, "Creating topic {Topic} failed", name);
+                return TopicOperationResult.Fail(ErrorCode.KafkaStorageError, e.Message);
+            }
+        }
+    }
+
+    /// <summary>CreateTopics with validate_only: every check of <see cref="CreateTopic"/>, nothing created (Topic is null).</summary>
+    public TopicOperationResult ValidateCreateTopic(string name, int partitions, IEnumerable<KeyValuePair<string, string?>>? configs = null) =>
+        CreateTopic(name, partitions, configs, validateOnly: true);
+
+    private PartitionLog OpenNewPartition(string topic, int partition, LogConfig config)
+    {
+        var dir = PartitionDirectory(topic, partition);
+        if (Directory.Exists(dir))
+        {
+            _logger.LogWarning("Removing stale directory {Directory} before creating the partition", dir);
+            Directory.Delete(dir, recursive: true);
+        }
+        return PartitionLog.Open(dir, topic, partition, config, _options, _partitionLogger, _time, _closer, ownsCloser: false);
+    }
+
+    /// <summary>
+    /// Deletes a topic: its metadata file first, then its partition directories. Reads in flight on its
+    /// partitions keep working (file handles stay open for file.delete.delay.ms); new reads and appends get
+    /// UNKNOWN_TOPIC_OR_PARTITION. Returns UNKNOWN_TOPIC_OR_PARTITION when there is no such topic.
+    /// </summary>
+    public TopicOperationResult DeleteTopic(string name)
+    {
+        TopicLog? topic;
+        lock (_adminLock)
+        {
+            ThrowIfDisposed();
+            if (!_topics.TryRemove(name, out topic))
+                return TopicOperationResult.Fail(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+            _topicsById.TryRemove(topic.TopicId, out _);
+            topic.IsDeleted = true;
+            FileIO.TryDelete(MetadataPath(name));
+            foreach (var p in topic.Partitions) p.CloseAndDelete();
+        }
+        _logger.LogInformation("Deleted topic {Topic} ({TopicId})", name, topic.TopicId);
+        return new TopicOperationResult(ErrorCode.None, null, topic);
+    }
+
+    public TopicOperationResult DeleteTopic(Guid topicId) =>
+        _topicsById.TryGetValue(topicId, out var t) ? DeleteTopic(t.Name)
+            : TopicOperationResult.Fail(ErrorCode.UnknownTopicId, "This server does not host this topic ID.");
+
+    /// <summary>
+    /// CreatePartitions: grows the topic to <paramref name="newTotal"/> partitions. INVALID_PARTITIONS when
+    /// newTotal is not larger than the current count; UNKNOWN_TOPIC_OR_PARTITION for an unknown topic.
+    /// </summary>
+    public TopicOperationResult AddPartitions(string name, int newTotal, bool validateOnly = false)
+    {
+        lock (_adminLock)
+        {
+            ThrowIfDisposed();
+            if (!_topics.TryGetValue(name, out var topic))
+                return TopicOperationResult.Fail(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist");
+            int current = topic.PartitionCount;
+            if (newTotal <= current)
+                return TopicOperationResult.Fail(ErrorCode.InvalidPartitions,
+                    newTotal == current ? $"Topic already has {current} partitions." : $"Topic currently has {current} partitions, {newTotal} is not larger.");
+            if (validateOnly) return new TopicOperationResult(ErrorCode.None, null, topic);
+            var parts = new PartitionLog[newTotal];
+            for (int p = 0; p < current; p++) parts[p] = topic.Partitions[p];
+            try
+            {
+                for (int p = current; p < newTotal; p++) parts[p] = OpenNewPartition(name, p, topic.Config);
+                var meta = topic.ToMetadata();
+                meta.Partitions = newTotal;
+                FileIO.WriteAtomic(MetadataPath(name), meta.Serialize());
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                for (int p = current; p < newTotal; p++) parts[p]?.CloseAndDelete();
+                _logger.LogError(e, "Adding partitions to {Topic} failed", name);
+                return TopicOperationResult.Fail(ErrorCode.KafkaStorageError, e.Message);
+            }
+            topic.SetPartitions(parts);
+            _logger.LogInformation("Topic {Topic}: partitions {Old} -> {New}", name, current, newTotal);
+            return new TopicOperationResult(ErrorCode.None, null, topic);
+        }
+    }
+
+    /// <summary>
+    /// AlterConfigs (legacy, non-incremental): replaces all of the topic's overrides with <paramref name="overrides"/>.
+    /// INVALID_CONFIG for unknown names or bad values; UNKNOWN_TOPIC_OR_PARTITION for an unknown topic.
+    /// </summary>
+    public TopicOperationResult SetTopicConfig(string name, IEnumerable<KeyValuePair<string, string?>> overrides, bool validateOnly = false)
+    {
+        lock (_adminLock)
+        {
+            ThrowIfDisposed();
+            if (!_topics.TryGetValue(name, out var topic))
+                return TopicOperationResult.Fail(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist");
+            var code = LogConfig.TryApply(_options.DefaultConfig, overrides, out var config, out var normalized, out var error);
+            if (code != ErrorCode.None) return TopicOperationResult.Fail(code, error);
+            if (validateOnly) return new TopicOperationResult(ErrorCode.None, null, topic);
+            var meta = topic.ToMetadata();
+            meta.Configs = new SortedDictionary<string, string>(normalized, StringComparer.Ordinal);
+            try { FileIO.WriteAtomic(MetadataPath(name), meta.Serialize()); }
+            catch (IOException e) { return TopicOperationResult.Fail(ErrorCode.KafkaStorageError, e.Message); }
+            topic.SetConfig(config, normalized);
+            _logger.LogInformation("Topic {Topic}: config overrides now {Overrides}", name,
+                string.Join(", ", normalized.Select(kv => kv.Key + "=" + kv.Value)));
+            return new TopicOperationResult(ErrorCode.None, null, topic);
+        }
+    }
+
+    /// <summary>Same as <see cref="SetTopicConfig"/>.</summary>
+    public TopicOperationResult UpdateTopicConfig(string name, IEnumerable<KeyValuePair<string, string?>> overrides, bool validateOnly = false) =>
+        SetTopicConfig(name, overrides, validateOnly);
+
+    /// <summary>IncrementalAlterConfigs: applies set/delete/append/subtract operations to the topic's overrides.</summary>
+    public TopicOperationResult AlterTopicConfig(string name, IEnumerable<ConfigAlteration> operations, bool validateOnly = false)
+    {
+        lock (_adminLock)
+        {
+            if (!_topics.TryGetValue(name, out var topic))
+                return TopicOperationResult.Fail(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist");
+            var code = LogConfig.TryAlter(topic.ConfigOverrides, topic.Config, operations, out var next, out var error);
+            if (code != ErrorCode.None) return TopicOperationResult.Fail(code, error);
+            return SetTopicConfig(name, next, validateOnly);
+        }
+    }
+
+    // =============================================================================================
+    // Background work
+
+    /// <summary>Applies retention to every partition; returns what was deleted (partitions with deletions only).</summary>
+    public IReadOnlyList<(string Topic, int Partition, RetentionResult Result)> ApplyRetention(DateTimeOffset now)
+    {
+        var results = new List<(string, int, RetentionResult)>();
+        foreach (var topic in _topics.Values)
+            foreach (var p in topic.Partitions)
+            {
+                try
+                {
+                    var r = p.ApplyRetention(now);
+                    if (r.SegmentsDeleted > 0) results.Add((topic.Name, p.Partition, r));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    _logger.LogError(e, "Retention on {Topic}-{Partition} failed", topic.Name, p.Partition);
+                }
+            }
+        return results;
+    }
+
+    /// <summary>fsyncs every partition.</summary>
+    public async Task FlushAllAsync(CancellationToken cancellationToken = default)
+    {
+        var tasks = new List<Task>();
+        foreach (var topic in _topics.Values)
+            foreach (var p in topic.Partitions)
+                tasks.Add(p.FlushAsync(long.MaxValue, cancellationToken).AsTask());
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+    }
+
+    private async Task RunBackgroundAsync(CancellationToken ct)
+    {
+        var retentionInterval = _options.RetentionCheckInterval <= TimeSpan.Zero ? TimeSpan.FromMinutes(5) : _options.RetentionCheckInterval;
+        var flushInterval = _options.FlushCheckInterval <= TimeSpan.Zero ? TimeSpan.FromSeconds(1) : _options.FlushCheckInterval;
+        var nextRetention = _time.GetUtcNow() + retentionInterval;
+        while (!ct.IsCancellationRequested)
+        {
+            bool anyIntervalFlush = false;
+            foreach (var topic in _topics.Values)
+                if (topic.Config.FlushMs != long.MaxValue) { anyIntervalFlush = true; break; }
+            var untilRetention = nextRetention - _time.GetUtcNow();
+            if (untilRetention < TimeSpan.Zero) untilRetention = TimeSpan.Zero;
+            var delay = anyIntervalFlush && flushInterval < untilRetention ? flushInterval : untilRetention;
+            try
+            {
+                await Task.Delay(delay, _time, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            var now = _time.GetUtcNow();
+            try
+            {
+                foreach (var topic in _topics.Values)
+                    if (topic.Config.FlushMs != long.MaxValue)
+                        foreach (var p in topic.Partitions) p.FlushIfDue(now);
+                if (now >= nextRetention)
+                {
+                    ApplyRetention(now);
+                    nextRetention = now + retentionInterval;
+                }
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "Background log maintenance failed");
+            }
+        }
+    }
+
+    // =============================================================================================
+    // Shutdown
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    /// <summary>Clean shutdown: stops the background loop, flushes and closes every partition (writing clean-shutdown markers).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _stop.Cancel();
+        if (_background is not null)
+        {
+            try { await _background.ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+        }
+        var partitions = new List<PartitionLog>();
+        lock (_adminLock)
+        {
+            foreach (var topic in _topics.Values) partitions.AddRange(topic.Partitions);
+        }
+        await Parallel.ForEachAsync(partitions, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _options.RecoveryThreads) },
+            (p, _) =>
+            {
+                try { p.Close(); }
+                catch (Exception e) { _logger.LogError(e, "Closing {Partition} failed", p); }
+                return ValueTask.CompletedTask;
+            }).ConfigureAwait(false);
+        _closer.Dispose();
+        _lockFile?.Dispose();
+        _stop.Dispose();
+        _logger.LogInformation("Log manager shut down cleanly ({Partitions} partitions)", partitions.Count);
+    }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+}
