@@ -1,3 +1,4 @@
+using Cairn.Broker.Groups;
 using Cairn.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -15,6 +16,9 @@ public sealed class BrokerContext(BrokerOptions options, LogManager logs, string
     public ILoggerFactory LoggerFactory { get; } = loggerFactory;
     public ProducerIdAllocator ProducerIds { get; } = new(options.DataDir);
     public FetchSessionCache FetchSessions { get; } = new();
+
+    /// <summary>The group coordinator; set once at start-up, before the listener accepts clients.</summary>
+    public GroupCoordinator Groups { get; internal set; } = null!;
 
     /// <summary>
     /// Finds a topic, creating it with the default partition count when auto-creation applies.

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Cairn.Broker.Groups;
 
 namespace Cairn.Broker;
 
@@ -22,6 +23,11 @@ public sealed record BrokerOptions
     public bool FlushOnAck { get; init; }
     /// <summary>Broker-wide log settings with Kafka names (log.retention.ms, log.segment.bytes, ...), the defaults for every topic.</summary>
     public IReadOnlyDictionary<string, string> LogSettings { get; init; } = new Dictionary<string, string>();
+    /// <summary>Where committed offsets and group metadata live: sqlite (default, a file in the data dir), postgres or memory.</summary>
+    public OffsetStoreKind OffsetStore { get; init; } = OffsetStoreKind.Sqlite;
+    /// <summary>PostgreSQL connection string, when <see cref="OffsetStore"/> is postgres.</summary>
+    public string? OffsetStoreConnection { get; init; }
+    public GroupCoordinatorOptions Groups { get; init; } = new();
 
     public IPEndPoint ListenEndPoint => new(IPAddress.Parse(ListenHost == "localhost" ? "127.0.0.1" : ListenHost), ListenPort);
 
@@ -48,6 +54,15 @@ public sealed record BrokerOptions
                 "auto.create.topics" or "auto.create.topics.enable" => options with { AutoCreateTopics = ParseBool(key, value) },
                 "max.request.bytes" or "socket.request.max.bytes" => options with { MaxRequestBytes = ParseInt(key, value, 1024, int.MaxValue) },
                 "log.flush.on.ack" => options with { FlushOnAck = ParseBool(key, value) },
+                "offset.store" => options with { OffsetStore = ParseStore(value) },
+                "offset.store.connection" => options with { OffsetStoreConnection = value, OffsetStore = OffsetStoreKind.Postgres },
+                "group.min.session.timeout.ms" => options with { Groups = options.Groups with { MinSessionTimeout = Ms(key, value) } },
+                "group.max.session.timeout.ms" => options with { Groups = options.Groups with { MaxSessionTimeout = Ms(key, value) } },
+                "group.initial.rebalance.delay.ms" => options with { Groups = options.Groups with { InitialRebalanceDelay = Ms(key, value) } },
+                "group.max.size" => options with { Groups = options.Groups with { MaxGroupSize = ParseInt(key, value, 1, int.MaxValue) } },
+                "offsets.retention.minutes" => options with { Groups = options.Groups with { OffsetsRetention = TimeSpan.FromMinutes(ParseInt(key, value, 1, int.MaxValue)) } },
+                "offsets.retention.check.interval.ms" => options with { Groups = options.Groups with { OffsetsRetentionCheckInterval = Ms(key, value) } },
+                "offset.metadata.max.bytes" => options with { Groups = options.Groups with { MaxOffsetMetadataBytes = ParseInt(key, value, 0, int.MaxValue) } },
                 _ when key.StartsWith("log.", StringComparison.Ordinal) || key.StartsWith("message.", StringComparison.Ordinal)
                     => Track(options, log, key, value),
                 _ => throw new ArgumentException($"unknown setting '{rawKey}'"),
@@ -80,6 +95,18 @@ public sealed record BrokerOptions
         return v;
     }
 
+    private static TimeSpan Ms(string key, string value) => TimeSpan.FromMilliseconds(ParseInt(key, value, 0, int.MaxValue));
+
+    private static OffsetStoreKind ParseStore(string value) => value.ToLowerInvariant() switch
+    {
+        "sqlite" => OffsetStoreKind.Sqlite,
+        "postgres" or "postgresql" => OffsetStoreKind.Postgres,
+        "memory" => OffsetStoreKind.Memory,
+        _ => throw new ArgumentException($"offset.store must be sqlite, postgres or memory, got '{value}'"),
+    };
+
     private static bool ParseBool(string key, string value) =>
         bool.TryParse(value, out var b) ? b : throw new ArgumentException($"{key} must be true or false, got '{value}'");
 }
+
+public enum OffsetStoreKind { Sqlite, Postgres, Memory }

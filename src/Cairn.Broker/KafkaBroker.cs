@@ -1,3 +1,5 @@
+using Cairn.Broker.Groups;
+using Cairn.Broker.Groups.Store;
 using Cairn.Broker.Handlers;
 using Cairn.Broker.Network;
 using Cairn.Storage;
@@ -29,6 +31,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         Directory.CreateDirectory(dataDir);
         options = options with { DataDir = dataDir };
         LogManager? logsOpened = null;
+        GroupCoordinator? coordinator = null;
         try
         {
             if (LogConfig.TryFromBrokerProperties(options.LogSettings, out var defaults, out var configError) != Protocol.ErrorCode.None)
@@ -44,9 +47,15 @@ public sealed class KafkaBroker : IAsyncDisposable
 
             var logs = logsOpened = await LogManager.OpenAsync(storage, loggerFactory, cancellationToken);
             var clusterId = LoadOrCreateClusterId(dataDir);
+            var groupLogger = loggerFactory.CreateLogger("Cairn.Groups");
+            coordinator = await GroupCoordinator.StartAsync(CreateGroupStore(options, clusterId, dataDir, groupLogger), logs, options.Groups,
+                TimeProvider.System, groupLogger, cancellationToken);
             var server = new KafkaServer(options.ListenEndPoint, null!, options.MaxRequestBytes, logger);
             var context = new BrokerContext(options, logs, clusterId,
-                options.AdvertisedHost ?? options.ListenHost, options.AdvertisedPort ?? server.LocalEndPoint.Port, loggerFactory);
+                options.AdvertisedHost ?? options.ListenHost, options.AdvertisedPort ?? server.LocalEndPoint.Port, loggerFactory)
+            {
+                Groups = coordinator,
+            };
             HandlerRegistry? registry = null;
             registry = new HandlerRegistry(
             [
@@ -62,6 +71,17 @@ public sealed class KafkaBroker : IAsyncDisposable
                 new DescribeClusterHandler(context),
                 new DeleteRecordsHandler(context),
                 new InitProducerIdHandler(context),
+                new FindCoordinatorHandler(context),
+                new JoinGroupHandler(context),
+                new SyncGroupHandler(context),
+                new HeartbeatHandler(context),
+                new LeaveGroupHandler(context),
+                new OffsetCommitHandler(context),
+                new OffsetFetchHandler(context),
+                new ListGroupsHandler(context),
+                new DescribeGroupsHandler(context),
+                new DeleteGroupsHandler(context),
+                new OffsetDeleteHandler(context),
             ]);
             server.Handlers = registry;
             server.Start();
@@ -71,10 +91,19 @@ public sealed class KafkaBroker : IAsyncDisposable
         }
         catch (Exception) when (logsOpened is not null)
         {
+            if (coordinator is not null) await coordinator.DisposeAsync();
             await logsOpened.DisposeAsync();
             throw;
         }
     }
+
+    private static IGroupStore CreateGroupStore(BrokerOptions options, string clusterId, string dataDir, ILogger logger) => options.OffsetStore switch
+    {
+        OffsetStoreKind.Memory => new InMemoryGroupStore(clusterId, logger: logger),
+        OffsetStoreKind.Postgres => new PostgresGroupStore(clusterId,
+            options.OffsetStoreConnection ?? throw new ArgumentException("offset.store=postgres needs offset.store.connection (a PostgreSQL connection string)"), logger),
+        _ => SqliteGroupStore.ForDataDir(clusterId, dataDir, logger),
+    };
 
     private static string LoadOrCreateClusterId(string dataDir)
     {
@@ -91,6 +120,7 @@ public sealed class KafkaBroker : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _server.DisposeAsync();
+        await Context.Groups.DisposeAsync();
         await Context.Logs.DisposeAsync();
         _logger.LogInformation("logs flushed and closed");
     }

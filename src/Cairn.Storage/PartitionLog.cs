@@ -726,7 +726,8 @@ public sealed class PartitionLog : IDisposable
             {
                 var seg = segs[i];
                 if (seg.NextOffset <= durable && i < segs.Length - 1) break;
-                try { seg.Flush(includeIndexes: i == segs.Length - 1); }
+                // Only record data must be durable: indexes are fsynced on roll and close, and rebuilt by recovery after a crash.
+                try { seg.Flush(includeIndexes: false); }
                 catch (ObjectDisposedException) { }
             }
             long cur;

@@ -44,4 +44,5 @@ public sealed record RequestContext(RequestHeader Header, ConnectionInfo Connect
     public short Version => Header.ApiVersion;
 }
 
-public sealed record ConnectionInfo(long Id, string RemoteEndPoint);
+/// <summary>The client connection a request came on; RemoteHost is formatted as Kafka reports client hosts ("/127.0.0.1").</summary>
+public sealed record ConnectionInfo(long Id, string RemoteEndPoint, string RemoteHost);

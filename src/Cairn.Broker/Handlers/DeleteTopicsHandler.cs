@@ -9,7 +9,7 @@ public sealed class DeleteTopicsHandler(BrokerContext broker) : ApiHandler<Delet
 {
     public override VersionRange Versions => new(0, 6);
 
-    protected override ValueTask<DeleteTopicsResponse?> HandleAsync(RequestContext context, DeleteTopicsRequest request, CancellationToken cancellationToken)
+    protected override async ValueTask<DeleteTopicsResponse?> HandleAsync(RequestContext context, DeleteTopicsRequest request, CancellationToken cancellationToken)
     {
         var response = new DeleteTopicsResponse();
         var wanted = context.Version >= 6
@@ -36,7 +36,9 @@ public sealed class DeleteTopicsHandler(BrokerContext broker) : ApiHandler<Delet
             var deleted = broker.Logs.DeleteTopic(topic.Name);
             result.ErrorCode = (short)deleted.Error;
             result.ErrorMessage = deleted.ErrorMessage;
+            // Committed offsets of a deleted topic go too, as in Kafka.
+            if (deleted.Succeeded) await broker.Groups.OnTopicDeletedAsync(topic.Name, cancellationToken);
         }
-        return ValueTask.FromResult<DeleteTopicsResponse?>(response);
+        return response;
     }
 }

@@ -21,7 +21,8 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
     private const int MinimumFrameSize = 8; // api key, version, correlation id
     private const int ResponseBufferKeepLimit = 4 * 1024 * 1024;
 
-    private readonly ConnectionInfo _info = new(id, socket.RemoteEndPoint?.ToString() ?? "unknown");
+    private readonly ConnectionInfo _info = new(id, socket.RemoteEndPoint?.ToString() ?? "unknown",
+        "/" + ((socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address.ToString() ?? "unknown"));
     private byte[] _buffer = [];
     private int _start;
     private int _end;
