@@ -27,8 +27,8 @@ internal static class ServeCommand
             try
             {
                 var configPath = result.GetValue(config)?.FullName ?? Environment.GetEnvironmentVariable("CAIRN_CONFIG");
-                if (configPath is not null) settings.AddRange(Settings.ReadPropertiesFile(configPath));
-                settings.AddRange(Settings.FromEnvironment());
+                if (configPath is not null) settings.AddRange(BrokerSettings.ReadPropertiesFile(configPath));
+                settings.AddRange(BrokerSettings.FromEnvironment());
                 void Flag(string key, object? value) { if (value is not null) settings.Add(new(key, value is bool b ? (b ? "true" : "false") : Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)!)); }
                 Flag("data.dir", result.GetValue(dataDir));
                 Flag("listen", result.GetValue(listen));
@@ -81,34 +81,5 @@ internal static class ServeCommand
         }
         logger.LogInformation("stopped cleanly");
         return 0;
-    }
-}
-
-internal static class Settings
-{
-    /// <summary>Reads KEY=VALUE lines; blank lines and lines starting with # are skipped.</summary>
-    public static IEnumerable<KeyValuePair<string, string>> ReadPropertiesFile(string path)
-    {
-        int lineNumber = 0;
-        foreach (var raw in File.ReadLines(path))
-        {
-            lineNumber++;
-            var line = raw.Trim();
-            if (line.Length == 0 || line.StartsWith('#')) continue;
-            int eq = line.IndexOf('=');
-            if (eq <= 0) throw new ArgumentException($"{path}:{lineNumber}: expected KEY=VALUE");
-            yield return new(line[..eq].Trim(), line[(eq + 1)..].Trim());
-        }
-    }
-
-    /// <summary>CAIRN_DATA_DIR=... is the setting data.dir, CAIRN_LOG_RETENTION_MS is log.retention.ms.</summary>
-    public static IEnumerable<KeyValuePair<string, string>> FromEnvironment()
-    {
-        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
-        {
-            var name = (string)e.Key;
-            if (!name.StartsWith("CAIRN_", StringComparison.Ordinal) || name == "CAIRN_CONFIG") continue;
-            yield return new(name["CAIRN_".Length..], (string)e.Value!);
-        }
     }
 }
