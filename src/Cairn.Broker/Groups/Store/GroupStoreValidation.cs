@@ -87,3 +87,12 @@ internal static class GroupStoreSchema
 
     public static DateTimeOffset FromUnixMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 }
+
+/// <summary>Cached boxes of small ints (partitions, leader epochs), so binding them to ADO.NET parameters does not allocate.</summary>
+internal static class SmallInts
+{
+    private const int Min = -1, Max = 4095;
+    private static readonly object[] Boxes = Enumerable.Range(Min, Max - Min + 1).Select(i => (object)i).ToArray();
+
+    public static object Box(int value) => (uint)(value - Min) <= Max - Min ? Boxes[value - Min] : value;
+}

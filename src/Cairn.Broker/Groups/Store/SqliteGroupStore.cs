@@ -92,6 +92,7 @@ public sealed class SqliteGroupStore : IGroupStore
     private SqliteCommand? _upsert;
     private SqliteParameter _pGroup = null!, _pTopicId = null!, _pPartition = null!, _pTopic = null!, _pOffset = null!,
         _pEpoch = null!, _pMetadata = null!, _pTime = null!;
+    private readonly byte[] _topicIdBuffer = new byte[16]; // bound by value (copied) on each execution
     private CommitBatcher? _batcher;
     private volatile bool _initialized;
     private volatile bool _disposed;
@@ -276,11 +277,13 @@ public sealed class SqliteGroupStore : IGroupStore
                     for (var j = 0; j < offsets.Count; j++)
                     {
                         var o = offsets[j];
-                        _pTopicId.Value = o.TopicId;
-                        _pPartition.Value = o.Partition;
+                        // Same bytes as Guid.ToByteArray (how Microsoft.Data.Sqlite binds and reads a Guid), without allocating.
+                        o.TopicId.TryWriteBytes(_topicIdBuffer);
+                        _pTopicId.Value = _topicIdBuffer;
+                        _pPartition.Value = SmallInts.Box(o.Partition);
                         _pTopic.Value = o.Topic;
                         _pOffset.Value = o.Offset;
-                        _pEpoch.Value = o.LeaderEpoch;
+                        _pEpoch.Value = SmallInts.Box(o.LeaderEpoch);
                         _pMetadata.Value = (object?)o.Metadata ?? DBNull.Value;
                         _pTime.Value = GroupStoreSchema.ToUnixMs(o.CommitTime);
                         upsert.ExecuteNonQuery();
