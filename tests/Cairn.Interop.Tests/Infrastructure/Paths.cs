@@ -1,0 +1,49 @@
+namespace Cairn.Interop.Tests.Infrastructure;
+
+/// <summary>Locations of the repository, the broker build and the client drivers.</summary>
+public static class Paths
+{
+    private static readonly Lazy<string> RepoRootLazy = new(FindRepoRoot);
+
+    /// <summary>The directory holding Cairn.slnx, found by walking up from the test binaries.</summary>
+    public static string RepoRoot => RepoRootLazy.Value;
+
+    /// <summary>The broker entry assembly (override with CAIRN_DLL).</summary>
+    public static string CairnDll =>
+        Environment.GetEnvironmentVariable("CAIRN_DLL") is { Length: > 0 } overridden
+            ? overridden
+            : Path.Combine(RepoRoot, "src", "Cairn.Cli", "bin", "Release", "net10.0", "cairn.dll");
+
+    /// <summary>
+    /// The client drivers. The source tree is preferred, because test.sh installs the node
+    /// packages there; the copy next to the test assembly is the fallback.
+    /// </summary>
+    public static string ClientsDir
+    {
+        get
+        {
+            var source = Path.Combine(RepoRoot, "tests", "Cairn.Interop.Tests", "clients");
+            return Directory.Exists(source) ? source : Path.Combine(AppContext.BaseDirectory, "clients");
+        }
+    }
+
+    /// <summary>Debian's python: python3-kafka and python3-confluent-kafka import only there.</summary>
+    public const string Python = "/usr/bin/python3";
+
+    /// <summary>The dotnet host running the tests, so the broker runs on the same runtime.</summary>
+    public static string DotnetHost =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host)
+            ? host
+            : "dotnet";
+
+    private static string FindRepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Cairn.slnx")))
+                return dir.FullName;
+        }
+        throw new InvalidOperationException(
+            $"Could not find the repository root (a directory with Cairn.slnx) above {AppContext.BaseDirectory}.");
+    }
+}
