@@ -129,6 +129,8 @@ public sealed class PartitionLog : IDisposable
 
     private void Recover()
     {
+        // A partition being created has nothing to recover: report it as new, not as an unclean shutdown.
+        bool isNew = !System.IO.Directory.Exists(Directory) || !System.IO.Directory.EnumerateFileSystemEntries(Directory).Any();
         System.IO.Directory.CreateDirectory(Directory);
         var markerPath = Path.Combine(Directory, CleanShutdownFile);
         bool clean = File.Exists(markerPath);
@@ -226,7 +228,7 @@ public sealed class PartitionLog : IDisposable
             int from = Math.Max(0, _segments.Length - 2);
             for (int i = from; i < _segments.Length; i++)
                 _segments[i].WalkHeaders(h => { batches++; _producers.Replay(h); });
-            if (_producers.Count > 0 || !clean)
+            if (_producers.Count > 0 || (!clean && !isNew))
                 _logger.LogInformation("{Partition}: rebuilt producer state ({Producers} producers) from {Batches} batches", _name, _producers.Count, batches);
         }
         _producers.RemoveBefore(_logStartOffset);
@@ -234,7 +236,8 @@ public sealed class PartitionLog : IDisposable
         if (checkpoint != _logStartOffset) WriteLogStartCheckpoint();
         else _checkpointedLogStart = checkpoint;
         FileIO.TryDelete(markerPath);
-        _logger.LogInformation("{Partition}: opened ({Shutdown} shutdown), {Segments} segment(s), log start {LogStart}, log end {LogEnd}",
+        if (isNew) _logger.LogInformation("{Partition}: created", _name);
+        else _logger.LogInformation("{Partition}: opened ({Shutdown} shutdown), {Segments} segment(s), log start {LogStart}, log end {LogEnd}",
             _name, clean ? "clean" : "unclean", _segments.Length, _logStartOffset, _nextOffset);
     }
 
