@@ -1,1 +1,0 @@
-// Cairn.Offsets: offset types, stores, tracker and hooks for applications that track their own position.
