@@ -164,15 +164,15 @@ internal static class CodecFactory
 
     private static object ValueCodecFor(Type t)
     {
-        if (t == typeof(bool)) return new BoolCodec();
-        if (t == typeof(sbyte)) return new Int8Codec();
-        if (t == typeof(short)) return new Int16Codec();
-        if (t == typeof(ushort)) return new UInt16Codec();
-        if (t == typeof(int)) return new Int32Codec();
-        if (t == typeof(uint)) return new UInt32Codec();
-        if (t == typeof(long)) return new Int64Codec();
-        if (t == typeof(double)) return new Float64Codec();
-        if (t == typeof(Guid)) return new UuidCodec();
+        if (t == typeof(bool)) return new PrimitiveCodec<bool>(r => r.ReadBool(), (w, x) => w.WriteBool(x));
+        if (t == typeof(sbyte)) return new PrimitiveCodec<sbyte>(r => r.ReadInt8(), (w, x) => w.WriteInt8(x));
+        if (t == typeof(short)) return new PrimitiveCodec<short>(r => r.ReadInt16(), (w, x) => w.WriteInt16(x));
+        if (t == typeof(ushort)) return new PrimitiveCodec<ushort>(r => r.ReadUInt16(), (w, x) => w.WriteUInt16(x));
+        if (t == typeof(int)) return new PrimitiveCodec<int>(r => r.ReadInt32(), (w, x) => w.WriteInt32(x));
+        if (t == typeof(uint)) return new PrimitiveCodec<uint>(r => r.ReadUInt32(), (w, x) => w.WriteUInt32(x));
+        if (t == typeof(long)) return new PrimitiveCodec<long>(r => r.ReadInt64(), (w, x) => w.WriteInt64(x));
+        if (t == typeof(double)) return new PrimitiveCodec<double>(r => r.ReadFloat64(), (w, x) => w.WriteFloat64(x));
+        if (t == typeof(Guid)) return new PrimitiveCodec<Guid>(r => r.ReadUuid(), (w, x) => w.WriteUuid(x));
         if (t == typeof(string)) return new StringCodec();
         if (t == typeof(byte[])) return new BytesCodec();
         if (t == typeof(RecordsPayload)) return new RecordsCodec();

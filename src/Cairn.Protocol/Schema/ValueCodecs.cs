@@ -12,58 +12,11 @@ internal abstract class ValueCodec<T>
     public virtual bool IsDefault(T value, T defaultValue) => EqualityComparer<T>.Default.Equals(value, defaultValue);
 }
 
-internal sealed class BoolCodec : ValueCodec<bool>
+/// <summary>A fixed-width value with the same encoding in every version (integers, booleans, floats, UUIDs).</summary>
+internal sealed class PrimitiveCodec<T>(Func<KafkaReader, T> read, Action<KafkaWriter, T> write) : ValueCodec<T>
 {
-    public override bool Read(KafkaReader r, short v, bool f) => r.ReadBool();
-    public override void Write(KafkaWriter w, bool value, short v, bool f, bool n) => w.WriteBool(value);
-}
-
-internal sealed class Int8Codec : ValueCodec<sbyte>
-{
-    public override sbyte Read(KafkaReader r, short v, bool f) => r.ReadInt8();
-    public override void Write(KafkaWriter w, sbyte value, short v, bool f, bool n) => w.WriteInt8(value);
-}
-
-internal sealed class Int16Codec : ValueCodec<short>
-{
-    public override short Read(KafkaReader r, short v, bool f) => r.ReadInt16();
-    public override void Write(KafkaWriter w, short value, short v, bool f, bool n) => w.WriteInt16(value);
-}
-
-internal sealed class UInt16Codec : ValueCodec<ushort>
-{
-    public override ushort Read(KafkaReader r, short v, bool f) => r.ReadUInt16();
-    public override void Write(KafkaWriter w, ushort value, short v, bool f, bool n) => w.WriteUInt16(value);
-}
-
-internal sealed class Int32Codec : ValueCodec<int>
-{
-    public override int Read(KafkaReader r, short v, bool f) => r.ReadInt32();
-    public override void Write(KafkaWriter w, int value, short v, bool f, bool n) => w.WriteInt32(value);
-}
-
-internal sealed class UInt32Codec : ValueCodec<uint>
-{
-    public override uint Read(KafkaReader r, short v, bool f) => r.ReadUInt32();
-    public override void Write(KafkaWriter w, uint value, short v, bool f, bool n) => w.WriteUInt32(value);
-}
-
-internal sealed class Int64Codec : ValueCodec<long>
-{
-    public override long Read(KafkaReader r, short v, bool f) => r.ReadInt64();
-    public override void Write(KafkaWriter w, long value, short v, bool f, bool n) => w.WriteInt64(value);
-}
-
-internal sealed class Float64Codec : ValueCodec<double>
-{
-    public override double Read(KafkaReader r, short v, bool f) => r.ReadFloat64();
-    public override void Write(KafkaWriter w, double value, short v, bool f, bool n) => w.WriteFloat64(value);
-}
-
-internal sealed class UuidCodec : ValueCodec<Guid>
-{
-    public override Guid Read(KafkaReader r, short v, bool f) => r.ReadUuid();
-    public override void Write(KafkaWriter w, Guid value, short v, bool f, bool n) => w.WriteUuid(value);
+    public override T Read(KafkaReader r, short v, bool f) => read(r);
+    public override void Write(KafkaWriter w, T value, short v, bool f, bool n) => write(w, value);
 }
 
 internal sealed class StringCodec : ValueCodec<string?>

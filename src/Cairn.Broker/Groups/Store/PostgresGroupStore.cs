@@ -292,7 +292,7 @@ public sealed class PostgresGroupStore : IGroupStore
         cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = groupId });
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var result = new List<CommittedOffset>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) result.Add(ReadOffset(reader, 0));
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) result.Add(GroupStoreSchema.ReadOffset(reader, 0));
         return result;
     }
 
@@ -314,19 +314,11 @@ public sealed class PostgresGroupStore : IGroupStore
                 currentGroup = group;
                 result[group] = current = new List<CommittedOffset>();
             }
-            current.Add(ReadOffset(reader, 1));
+            current.Add(GroupStoreSchema.ReadOffset(reader, 1));
         }
         return result;
     }
 
-    private static CommittedOffset ReadOffset(NpgsqlDataReader r, int first) => new(
-        Topic: r.GetString(first),
-        TopicId: r.GetGuid(first + 1),
-        Partition: r.GetInt32(first + 2),
-        Offset: r.GetInt64(first + 3),
-        LeaderEpoch: r.GetInt32(first + 4),
-        Metadata: r.IsDBNull(first + 5) ? null : r.GetString(first + 5),
-        CommitTime: GroupStoreSchema.FromUnixMs(r.GetInt64(first + 6)));
 
     public async Task DeleteOffsetsAsync(string groupId, IReadOnlyList<(string Topic, int Partition)> partitions, CancellationToken cancellationToken = default)
     {

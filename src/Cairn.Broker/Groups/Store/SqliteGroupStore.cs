@@ -315,7 +315,7 @@ public sealed class SqliteGroupStore : IGroupStore
             cmd.Parameters.AddWithValue("$group", groupId);
             using var reader = cmd.ExecuteReader();
             var result = new List<CommittedOffset>();
-            while (reader.Read()) result.Add(ReadOffset(reader, 0));
+            while (reader.Read()) result.Add(GroupStoreSchema.ReadOffset(reader, 0));
             return Task.FromResult<IReadOnlyList<CommittedOffset>>(result);
         }
         finally
@@ -346,7 +346,7 @@ public sealed class SqliteGroupStore : IGroupStore
                     currentGroup = group;
                     result[group] = current = new List<CommittedOffset>();
                 }
-                current.Add(ReadOffset(reader, 1));
+                current.Add(GroupStoreSchema.ReadOffset(reader, 1));
             }
             return Task.FromResult<IReadOnlyDictionary<string, IReadOnlyList<CommittedOffset>>>(result);
         }
@@ -356,14 +356,6 @@ public sealed class SqliteGroupStore : IGroupStore
         }
     }
 
-    private static CommittedOffset ReadOffset(SqliteDataReader r, int first) => new(
-        Topic: r.GetString(first),
-        TopicId: r.GetGuid(first + 1),
-        Partition: r.GetInt32(first + 2),
-        Offset: r.GetInt64(first + 3),
-        LeaderEpoch: r.GetInt32(first + 4),
-        Metadata: r.IsDBNull(first + 5) ? null : r.GetString(first + 5),
-        CommitTime: GroupStoreSchema.FromUnixMs(r.GetInt64(first + 6)));
 
     public async Task DeleteOffsetsAsync(string groupId, IReadOnlyList<(string Topic, int Partition)> partitions, CancellationToken cancellationToken = default)
     {
