@@ -367,6 +367,45 @@ public sealed class BrokerProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Topic_configs_can_be_altered_incrementally_and_replaced()
+    {
+        await _client.SendAsync<CreateTopicsRequest, CreateTopicsResponse>(new() { Topics = [new() { Name = "cfg", NumPartitions = 1, ReplicationFactor = 1 }] }, 5);
+        var set = await _client.SendAsync<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>(new()
+        {
+            Resources = [new() { ResourceType = 2, ResourceName = "cfg", Configs = [new() { Name = "retention.ms", ConfigOperation = 0, Value = "60000" }, new() { Name = "cleanup.policy", ConfigOperation = 0, Value = "compact" }] }],
+        }, 1);
+        Assert.Equal(0, set.Responses[0].ErrorCode);
+        async Task<Dictionary<string, string?>> Describe() => (await _client.SendAsync<DescribeConfigsRequest, DescribeConfigsResponse>(new()
+        {
+            Resources = [new() { ResourceType = 2, ResourceName = "cfg", ConfigurationKeys = null }],
+        }, 4)).Results[0].Configs.ToDictionary(c => c.Name, c => c.Value);
+        Assert.Equal(("60000", "compact"), ((await Describe())["retention.ms"], (await Describe())["cleanup.policy"]));
+
+        var delete = await _client.SendAsync<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>(new()
+        {
+            Resources = [new() { ResourceType = 2, ResourceName = "cfg", Configs = [new() { Name = "cleanup.policy", ConfigOperation = 1, Value = null }] }],
+        }, 1);
+        Assert.Equal(0, delete.Responses[0].ErrorCode);
+        Assert.Equal(("60000", "delete"), ((await Describe())["retention.ms"], (await Describe())["cleanup.policy"]));
+
+        var bad = await _client.SendAsync<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>(new()
+        {
+            Resources = [new() { ResourceType = 2, ResourceName = "cfg", Configs = [new() { Name = "retention.ms", ConfigOperation = 0, Value = "soon" }] },
+                         new() { ResourceType = 2, ResourceName = "missing", Configs = [] }],
+        }, 1);
+        Assert.Equal((short)ErrorCode.InvalidConfig, bad.Responses[0].ErrorCode);
+        Assert.Equal((short)ErrorCode.UnknownTopicOrPartition, bad.Responses[1].ErrorCode);
+
+        var replaced = await _client.SendAsync<AlterConfigsRequest, AlterConfigsResponse>(new()
+        {
+            Resources = [new() { ResourceType = 2, ResourceName = "cfg", Configs = [new() { Name = "segment.bytes", Value = "1048576" }] }],
+        }, 1);
+        Assert.Equal(0, replaced.Responses[0].ErrorCode);
+        var after = await Describe();
+        Assert.Equal(("1048576", "604800000"), (after["segment.bytes"], after["retention.ms"])); // retention.ms back to its default
+    }
+
+    [Fact]
     public async Task DescribeCluster_names_this_broker_as_the_only_broker_and_controller()
     {
         var response = await _client.SendAsync<DescribeClusterRequest, DescribeClusterResponse>(new(), 1);
