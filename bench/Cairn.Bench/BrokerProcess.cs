@@ -50,7 +50,27 @@ public sealed class BrokerProcess : IAsyncDisposable
         return p.ExitCode == 0 ? null : (await stdout) + (await stderr);
     }
 
-    public static async Task<BrokerProcess> StartAsync(string brokerDll, bool flushOnAck, TimeSpan startTimeout)
+    /// <summary>Whether `cairn serve --help` of <paramref name="brokerDll"/> lists <paramref name="option"/> (e.g. --admin-listen, which older builds lack).</summary>
+    public static async Task<bool> ServeSupportsAsync(string brokerDll, string option)
+    {
+        try
+        {
+            var psi = new ProcessStartInfo("dotnet", [brokerDll, "serve", "--help"]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            using var p = Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await p.WaitForExitAsync(cts.Token);
+            return (await stdout + await stderr).Contains(option, StringComparison.Ordinal);
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <param name="settings">More `--set KEY=VALUE` settings (e.g. offset.store=sqlite).</param>
+    public static async Task<BrokerProcess> StartAsync(string brokerDll, bool flushOnAck, TimeSpan startTimeout, IEnumerable<string>? settings = null)
     {
         if (!File.Exists(brokerDll)) throw new FileNotFoundException($"broker not built: {brokerDll}");
         int port = FreeLoopbackPort();
@@ -59,6 +79,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         Directory.CreateDirectory(dataDir);
         var args = new List<string> { brokerDll, "serve", "--listen", $"127.0.0.1:{port}", "--data-dir", dataDir };
         if (flushOnAck) { args.Add("--set"); args.Add("log.flush.on.ack=true"); }
+        foreach (var setting in settings ?? []) { args.Add("--set"); args.Add(setting); }
         var psi = new ProcessStartInfo("dotnet", args)
         {
             RedirectStandardOutput = true,

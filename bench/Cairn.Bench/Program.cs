@@ -10,6 +10,29 @@ using Cairn.Protocol.Messages;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
+if (args.Length > 0 && args[0] == "commits")
+{
+    CommitBenchOptions commitOptions;
+    try
+    {
+        commitOptions = CommitBenchOptions.Parse(args[1..]);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"cairn-bench commits: {e.Message}");
+        Console.Error.WriteLine(CommitBenchOptions.Usage);
+        return 2;
+    }
+    if (commitOptions.Help)
+    {
+        Console.WriteLine(CommitBenchOptions.Usage);
+        return 0;
+    }
+    using var commitCancel = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; commitCancel.Cancel(); };
+    return await new CommitBench(commitOptions).RunAsync(commitCancel.Token);
+}
+
 BenchOptions options;
 try
 {
@@ -37,6 +60,7 @@ namespace Cairn.Bench
     {
         public const string Usage = """
             usage: dotnet run -c Release --project bench/Cairn.Bench -- [--bootstrap 127.0.0.1:9092 | --start-broker] [options]
+                   dotnet run -c Release --project bench/Cairn.Bench -- commits [options]   (OffsetCommit benchmark; commits --help)
               --bootstrap HOST:PORT   broker to measure (loopback only; default 127.0.0.1:9092)
               --start-broker          build src/Cairn.Cli (Release), start `cairn serve` on a free 127.0.0.1 port with
                                       --set log.flush.on.ack=true and a temporary data dir, stop it (SIGTERM) at the end
@@ -577,7 +601,7 @@ namespace Cairn.Bench
                 ? r.MBps / b.MBps : (double?)null)
             .Where(x => x is not null).Select(x => x!.Value));
 
-        private static double? Median(IEnumerable<double> values)
+        internal static double? Median(IEnumerable<double> values)
         {
             var v = values.Order().ToArray();
             if (v.Length == 0) return null;
@@ -587,13 +611,13 @@ namespace Cairn.Bench
         private static string Verdict(double ratio) => ratio >= 0.7 ? "(meets 0.7x)" : "(BELOW 0.7x)";
         private static string F(double? v) => v is { } x ? $"{x:0.0}" : "";
 
-        private static string LoadAverage()
+        internal static string LoadAverage()
         {
             try { return string.Join('/', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
             catch { return "unknown"; }
         }
 
-        private static string FileSystemOf(string path)
+        internal static string FileSystemOf(string path)
         {
             try
             {
@@ -605,9 +629,9 @@ namespace Cairn.Bench
             catch { return "unknown fs"; }
         }
 
-        private static string Ms(double? v) => v is null ? "" : v < 10 ? $"{v:0.00}" : $"{v:0.0}";
+        internal static string Ms(double? v) => v is null ? "" : v < 10 ? $"{v:0.00}" : $"{v:0.0}";
 
-        private static string CpuModel()
+        internal static string CpuModel()
         {
             try
             {
@@ -617,7 +641,7 @@ namespace Cairn.Bench
             catch { return "unknown CPU"; }
         }
 
-        private static string MemoryInfo()
+        internal static string MemoryInfo()
         {
             try
             {
@@ -631,7 +655,7 @@ namespace Cairn.Bench
 
         // ------------------------------------------------------------------------------------------------
 
-        private static string? FindRepoRoot()
+        internal static string? FindRepoRoot()
         {
             foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
             {
@@ -646,7 +670,7 @@ namespace Cairn.Bench
             try { File.Delete(path); } catch { }
         }
 
-        private static string Describe(Exception e) => e switch
+        internal static string Describe(Exception e) => e switch
         {
             BenchFailure f => f.Message,
             TimeoutException => $"no response within the timeout ({e.Message})",
@@ -654,12 +678,12 @@ namespace Cairn.Bench
             _ => $"{e.GetType().Name}: {e.Message}",
         };
 
-        private static string Trim(string text, int lines)
+        internal static string Trim(string text, int lines)
         {
             var all = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             return string.Join('\n', all.Take(lines)) + (all.Length > lines ? $"\n... ({all.Length - lines} more lines)" : "");
         }
 
-        private static string Indent(string text) => string.Join('\n', text.Split('\n').Select(l => "    " + l));
+        internal static string Indent(string text) => string.Join('\n', text.Split('\n').Select(l => "    " + l));
     }
 }
