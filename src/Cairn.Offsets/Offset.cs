@@ -130,5 +130,3 @@ public readonly struct Offset : IEquatable<Offset>, IComparable<Offset>
     }
 }
 
-/// <summary>An offset that is malformed, of the wrong kind for the operation, or cannot be ordered against another.</summary>
-public sealed class InvalidOffsetException(string message) : Exception(message);
