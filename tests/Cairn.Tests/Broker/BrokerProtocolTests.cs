@@ -406,6 +406,20 @@ public sealed class BrokerProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DescribeLogDirs_reports_partition_sizes()
+    {
+        var batch = Batches.Build(10);
+        await ProduceAsync("sizes", 1, batch);
+        var all = await _client.SendAsync<DescribeLogDirsRequest, DescribeLogDirsResponse>(new() { Topics = null }, 4);
+        var dir = Assert.Single(all.Results);
+        Assert.True(dir.TotalBytes > 0);
+        var sizes = dir.Topics.Single(t => t.Name == "sizes").Partitions.ToDictionary(p => p.PartitionIndex, p => p.PartitionSize);
+        Assert.Equal((0L, (long)batch.Length), (sizes[0], sizes[1]));
+        var one = await _client.SendAsync<DescribeLogDirsRequest, DescribeLogDirsResponse>(new() { Topics = [new() { Topic = "sizes", Partitions = [1] }] }, 1);
+        Assert.Equal(1, one.Results[0].Topics.Single().Partitions.Single().PartitionIndex);
+    }
+
+    [Fact]
     public async Task DescribeCluster_names_this_broker_as_the_only_broker_and_controller()
     {
         var response = await _client.SendAsync<DescribeClusterRequest, DescribeClusterResponse>(new(), 1);

@@ -1,0 +1,38 @@
+using Cairn.Protocol.Messages;
+using Cairn.Protocol.Schema;
+
+namespace Cairn.Broker.Handlers;
+
+/// <summary>DescribeLogDirs: the one data directory with each partition's size on disk (null topics: all).</summary>
+public sealed class DescribeLogDirsHandler(BrokerContext broker) : ApiHandler<DescribeLogDirsRequest, DescribeLogDirsResponse>
+{
+    public override VersionRange Versions => new(0, 4);
+
+    protected override ValueTask<DescribeLogDirsResponse?> HandleAsync(RequestContext context, DescribeLogDirsRequest request, CancellationToken cancellationToken)
+    {
+        var dir = new DescribeLogDirsResponse.DescribeLogDirsResult { LogDir = broker.Options.DataDir };
+        try
+        {
+            var drive = new DriveInfo(broker.Options.DataDir);
+            (dir.TotalBytes, dir.UsableBytes) = (drive.TotalSize, drive.AvailableFreeSpace);
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            // Sizes of the file system are optional; the partitions are what matter.
+        }
+        var wanted = request.Topics?.ToDictionary(t => t.Topic, t => t.Partitions.ToHashSet());
+        foreach (var topic in broker.Logs.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
+        {
+            HashSet<int>? partitions = null;
+            if (wanted is not null && !wanted.TryGetValue(topic.Name, out partitions)) continue;
+            var entry = new DescribeLogDirsResponse.DescribeLogDirsResult.DescribeLogDirsTopic { Name = topic.Name };
+            foreach (var log in topic.Partitions)
+            {
+                if (partitions is not null && !partitions.Contains(log.Partition)) continue;
+                entry.Partitions.Add(new() { PartitionIndex = log.Partition, PartitionSize = log.SizeInBytes, OffsetLag = 0 });
+            }
+            if (entry.Partitions.Count > 0) dir.Topics.Add(entry);
+        }
+        return ValueTask.FromResult<DescribeLogDirsResponse?>(new DescribeLogDirsResponse { Results = [dir] });
+    }
+}
