@@ -3,9 +3,10 @@
 #
 #   bash test.sh
 #
-# Installs what the interop tests need (Debian packages, the kafkajs driver's node packages),
+# Installs what the tests need (Debian packages incl. chromium for the dashboard test, the kafkajs driver's node packages),
 # builds the solution in Release, runs tests/Cairn.Tests and tests/Cairn.Interop.Tests, and
-# ends with one line "N passed, M failed". Exits non-zero if anything failed.
+# ends with one line "N passed, M failed". Exits non-zero if anything failed. The dashboard screenshot is saved
+# as TestResults/artifacts/dashboard.png.
 # Runs non-interactively as root (CI=true, no stdin); uses sudo -n when not root.
 set -euo pipefail
 
@@ -41,6 +42,8 @@ py_has zstandard || need+=(python3-zstandard)  # kafka-python zstd codec
 for p in librdkafka-dev liblz4-1 libzstd1 postgresql; do
   pkg_installed "$p" || need+=("$p")
 done
+# Headless Chromium for the admin dashboard test (driven over the DevTools protocol; no browser download).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 

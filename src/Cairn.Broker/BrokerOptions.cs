@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Cairn.Broker.Admin;
 using Cairn.Broker.Groups;
 
 namespace Cairn.Broker;
@@ -28,6 +29,8 @@ public sealed record BrokerOptions
     /// <summary>PostgreSQL connection string, when <see cref="OffsetStore"/> is postgres.</summary>
     public string? OffsetStoreConnection { get; init; }
     public GroupCoordinatorOptions Groups { get; init; } = new();
+    /// <summary>The admin HTTP server (JSON API, /metrics, dashboard); on 127.0.0.1:9644 by default.</summary>
+    public AdminOptions Admin { get; init; } = new();
 
     public IPEndPoint ListenEndPoint => new(IPAddress.Parse(ListenHost == "localhost" ? "127.0.0.1" : ListenHost), ListenPort);
 
@@ -63,6 +66,12 @@ public sealed record BrokerOptions
                 "offsets.retention.minutes" => options with { Groups = options.Groups with { OffsetsRetention = TimeSpan.FromMinutes(ParseInt(key, value, 1, int.MaxValue)) } },
                 "offsets.retention.check.interval.ms" => options with { Groups = options.Groups with { OffsetsRetentionCheckInterval = Ms(key, value) } },
                 "offset.metadata.max.bytes" => options with { Groups = options.Groups with { MaxOffsetMetadataBytes = ParseInt(key, value, 0, int.MaxValue) } },
+                "admin.listen" => WithAdminListen(options, value),
+                "admin.enabled" => options with { Admin = options.Admin with { Enabled = ParseBool(key, value) } },
+                "admin.allow.remote.writes" => options with { Admin = options.Admin with { AllowRemoteWrites = ParseBool(key, value) } },
+                "admin.lag.sample.interval.ms" => options with { Admin = options.Admin with { LagSampleInterval = Ms(key, value, 100) } },
+                "admin.lag.history.minutes" => options with { Admin = options.Admin with { LagHistory = TimeSpan.FromMinutes(ParseInt(key, value, 1, 7 * 24 * 60)) } },
+                "metrics.max.series" => options with { Admin = options.Admin with { MaxMetricSeries = ParseInt(key, value, 1, 10_000_000) } },
                 _ when key.StartsWith("log.", StringComparison.Ordinal) || key.StartsWith("message.", StringComparison.Ordinal)
                     => Track(options, log, key, value),
                 _ => throw new ArgumentException($"unknown setting '{rawKey}'"),
@@ -88,6 +97,14 @@ public sealed record BrokerOptions
         return options with { ListenHost = host, ListenPort = ParseInt("listen", value[(colon + 1)..], 0, 65535) };
     }
 
+    private static BrokerOptions WithAdminListen(BrokerOptions options, string value)
+    {
+        if (value.ToLowerInvariant() is "none" or "off" or "disabled" or "false" or "")
+            return options with { Admin = options.Admin with { Enabled = false } };
+        AdminOptions.ParseEndPoint(value); // validate now: a bad address is a configuration error
+        return options with { Admin = options.Admin with { Enabled = true, Listen = value } };
+    }
+
     private static int ParseInt(string key, string value, int min, int max)
     {
         if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) || v < min || v > max)
@@ -95,7 +112,7 @@ public sealed record BrokerOptions
         return v;
     }
 
-    private static TimeSpan Ms(string key, string value) => TimeSpan.FromMilliseconds(ParseInt(key, value, 0, int.MaxValue));
+    private static TimeSpan Ms(string key, string value, int min = 0) => TimeSpan.FromMilliseconds(ParseInt(key, value, min, int.MaxValue));
 
     private static OffsetStoreKind ParseStore(string value) => value.ToLowerInvariant() switch
     {

@@ -1,6 +1,8 @@
+using Cairn.Broker.Admin;
 using Cairn.Broker.Groups;
 using Cairn.Broker.Groups.Store;
 using Cairn.Broker.Handlers;
+using Cairn.Broker.Metrics;
 using Cairn.Broker.Network;
 using Cairn.Storage;
 using Microsoft.Extensions.Logging;
@@ -12,17 +14,28 @@ public sealed class KafkaBroker : IAsyncDisposable
 {
     private readonly KafkaServer _server;
     private readonly ILogger _logger;
+    private AdminServer? _admin;
+    private LagSampler? _lagSampler;
+    private PrometheusExporter? _exporter;
+    private volatile bool _ready;
 
-    private KafkaBroker(BrokerContext context, KafkaServer server, ILogger logger)
+    private KafkaBroker(BrokerContext context, KafkaServer server, BrokerMetrics metrics, ILogger logger)
     {
         Context = context;
         _server = server;
+        Metrics = metrics;
         _logger = logger;
     }
 
     public BrokerContext Context { get; }
     public System.Net.IPEndPoint LocalEndPoint => _server.LocalEndPoint;
     public int ActiveConnections => _server.ActiveConnections;
+    /// <summary>The broker's instruments (meter "Cairn.Broker").</summary>
+    public BrokerMetrics Metrics { get; }
+    /// <summary>Where the admin HTTP server listens (the actual port when configured with port 0); null when it is off.</summary>
+    public System.Net.IPEndPoint? AdminEndPoint => _admin?.LocalEndPoint;
+    /// <summary>The lag sampler behind the dashboard's charts; null when the admin server is off.</summary>
+    public LagSampler? LagSampler => _lagSampler;
 
     public static async Task<KafkaBroker> StartAsync(BrokerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
     {
@@ -32,6 +45,9 @@ public sealed class KafkaBroker : IAsyncDisposable
         options = options with { DataDir = dataDir };
         LogManager? logsOpened = null;
         GroupCoordinator? coordinator = null;
+        KafkaServer? server = null;
+        BrokerMetrics? metrics = null;
+        KafkaBroker? broker = null;
         try
         {
             if (LogConfig.TryFromBrokerProperties(options.LogSettings, out var defaults, out var configError) != Protocol.ErrorCode.None)
@@ -50,7 +66,8 @@ public sealed class KafkaBroker : IAsyncDisposable
             var groupLogger = loggerFactory.CreateLogger("Cairn.Groups");
             coordinator = await GroupCoordinator.StartAsync(CreateGroupStore(options, clusterId, dataDir, groupLogger), logs, options.Groups,
                 TimeProvider.System, groupLogger, cancellationToken);
-            var server = new KafkaServer(options.ListenEndPoint, null!, options.MaxRequestBytes, logger);
+            metrics = new BrokerMetrics(logs, coordinator, () => server?.ActiveConnections ?? 0, options.Admin.MaxMetricSeries);
+            server = new KafkaServer(options.ListenEndPoint, null!, options.MaxRequestBytes, logger, metrics);
             var context = new BrokerContext(options, logs, clusterId,
                 options.AdvertisedHost ?? options.ListenHost, options.AdvertisedPort ?? server.LocalEndPoint.Port, loggerFactory)
             {
@@ -82,19 +99,66 @@ public sealed class KafkaBroker : IAsyncDisposable
                 new DescribeGroupsHandler(context),
                 new DeleteGroupsHandler(context),
                 new OffsetDeleteHandler(context),
+                new IncrementalAlterConfigsHandler(context),
+                new AlterConfigsHandler(context),
+                new DescribeLogDirsHandler(context),
             ]);
             server.Handlers = registry;
             server.Start();
             logger.LogInformation("Cairn broker {NodeId} (cluster {ClusterId}) listening on {Endpoint}, advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
                 options.NodeId, clusterId, server.LocalEndPoint, context.AdvertisedHost, context.AdvertisedPort, dataDir, logs.Topics.Count());
-            return new KafkaBroker(context, server, logger);
+            broker = new KafkaBroker(context, server, metrics, logger);
+            if (options.Admin.Enabled) await broker.StartAdminAsync(options.Admin, loggerFactory, cancellationToken);
+            broker._ready = true;
+            return broker;
+        }
+        catch (Exception) when (broker is not null)
+        {
+            await broker.DisposeAsync();
+            throw;
         }
         catch (Exception) when (logsOpened is not null)
         {
+            if (server is not null) await server.DisposeAsync();
             if (coordinator is not null) await coordinator.DisposeAsync();
             await logsOpened.DisposeAsync();
+            metrics?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Starts the lag sampler and the admin HTTP server. The default address is best effort (another broker on this
+    /// machine may hold it): failing to bind it is logged and the broker runs without the admin server.
+    /// </summary>
+    private async Task StartAdminAsync(AdminOptions admin, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var time = TimeProvider.System;
+        var adminLogger = loggerFactory.CreateLogger("Cairn.Admin");
+        var sampler = new LagSampler(Context.Groups, time, admin.LagSampleInterval, admin.LagHistory, admin.MaxMetricSeries, adminLogger);
+        var exporter = new PrometheusExporter(Metrics.Meter, admin.MaxMetricSeries, () => Metrics.DroppedSeries);
+        var api = new AdminApi(Context, new OffsetResetService(Context.Logs, Context.Groups, time), sampler, time);
+        try
+        {
+            _admin = await AdminServer.StartAsync(admin, api, exporter, () => _ready, () => _server.LocalEndPoint, loggerFactory, cancellationToken);
+        }
+        catch (Exception e) when (admin.ListenIsDefault && e is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
+        {
+            exporter.Dispose();
+            _logger.LogWarning("admin API not started: cannot listen on the default address {Address} ({Error}); set admin.listen (--admin-listen) to another HOST:PORT, or to none",
+                AdminOptions.DefaultListen, e.Message);
+            return;
+        }
+        catch
+        {
+            exporter.Dispose();
+            throw;
+        }
+        _exporter = exporter;
+        _lagSampler = sampler;
+        sampler.Start();
+        _logger.LogInformation("admin API, /metrics and dashboard on http://{Endpoint}/ (remote writes {Remote})",
+            _admin.LocalEndPoint, admin.AllowRemoteWrites ? "allowed" : "refused");
     }
 
     private static IGroupStore CreateGroupStore(BrokerOptions options, string clusterId, string dataDir, ILogger logger) => options.OffsetStore switch
@@ -119,9 +183,14 @@ public sealed class KafkaBroker : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _ready = false;
+        if (_admin is not null) await _admin.DisposeAsync();
+        if (_lagSampler is not null) await _lagSampler.DisposeAsync();
+        _exporter?.Dispose();
         await _server.DisposeAsync();
         await Context.Groups.DisposeAsync();
         await Context.Logs.DisposeAsync();
+        Metrics.Dispose();
         _logger.LogInformation("logs flushed and closed");
     }
 }

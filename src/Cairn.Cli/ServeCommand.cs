@@ -17,10 +17,11 @@ internal static class ServeCommand
         var nodeId = new Option<int?>("--node-id") { Description = "This broker's node id (default 1)" };
         var defaultPartitions = new Option<int?>("--default-partitions") { Description = "Partitions of auto-created topics (default 1)" };
         var autoCreate = new Option<bool?>("--auto-create-topics") { Description = "Create unknown topics on metadata/produce (default true)" };
+        var adminListen = new Option<string?>("--admin-listen") { Description = "HOST:PORT for the admin HTTP API, /metrics and the dashboard, or none (default 127.0.0.1:9644)" };
         var set = new Option<string[]>("--set") { Description = "Any other setting as KEY=VALUE, e.g. log.retention.ms=3600000 or log.flush.on.ack=true", AllowMultipleArgumentsPerToken = false };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Minimum log level", DefaultValueFactory = _ => LogLevel.Information };
 
-        var command = new Command("serve", "Run the broker") { config, dataDir, listen, advertisedHost, nodeId, defaultPartitions, autoCreate, set, logLevel };
+        var command = new Command("serve", "Run the broker") { config, dataDir, listen, advertisedHost, nodeId, defaultPartitions, autoCreate, adminListen, set, logLevel };
         command.SetAction(async (result, cancellationToken) =>
         {
             var settings = new List<KeyValuePair<string, string>>();
@@ -36,6 +37,7 @@ internal static class ServeCommand
                 Flag("node.id", result.GetValue(nodeId));
                 Flag("default.partitions", result.GetValue(defaultPartitions));
                 Flag("auto.create.topics", result.GetValue(autoCreate));
+                Flag("admin.listen", result.GetValue(adminListen));
                 foreach (var pair in result.GetValue(set) ?? [])
                 {
                     int eq = pair.IndexOf('=');

@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Net.Sockets;
 using Cairn.Broker.Handlers;
+using Cairn.Broker.Metrics;
 using Cairn.Protocol;
 using Cairn.Protocol.Primitives;
 using Cairn.Protocol.Schema;
@@ -15,7 +17,7 @@ namespace Cairn.Broker.Network;
 /// Small frames are parsed in place from a shared read buffer; a frame larger than it is received
 /// straight into one buffer of its own size, so produce payloads are copied from the socket once.
 /// </summary>
-public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger)
+public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
 {
     private const int ReadBufferSize = 64 * 1024;
     private const int MinimumFrameSize = 8; // api key, version, correlation id
@@ -110,6 +112,8 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
     /// <summary>Handles one frame; false means the connection must be closed.</summary>
     private async ValueTask<bool> ProcessAsync(ReadOnlyMemory<byte> frame, CancellationToken stopping)
     {
+        long started = Stopwatch.GetTimestamp();
+        metrics?.BytesReceived(frame.Length + 4);
         var reader = new KafkaReader(frame);
         RequestHeader header;
         try
@@ -129,61 +133,69 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
             return false;
         }
 
-        object? response;
-        short responseVersion = header.ApiVersion;
-        if (!handler.Versions.Contains(header.ApiVersion))
+        try
         {
-            if (header.ApiKey != ApiKey.ApiVersions)
+            object? response;
+            short responseVersion = header.ApiVersion;
+            if (!handler.Versions.Contains(header.ApiVersion))
             {
-                logger.LogWarning("connection {Id} from {Remote}: {Api} v{Version} is not supported (serving {Range}), closing",
-                    id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, handler.Versions);
-                return false;
+                if (header.ApiKey != ApiKey.ApiVersions)
+                {
+                    logger.LogWarning("connection {Id} from {Remote}: {Api} v{Version} is not supported (serving {Range}), closing",
+                        id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, handler.Versions);
+                    return false;
+                }
+                // A client newer than us: answer in v0 with UNSUPPORTED_VERSION and our ranges so it can pick one.
+                response = ApiVersionsHandler.UnsupportedVersionResponse(handlers);
+                responseVersion = 0;
             }
-            // A client newer than us: answer in v0 with UNSUPPORTED_VERSION and our ranges so it can pick one.
-            response = ApiVersionsHandler.UnsupportedVersionResponse(handlers);
-            responseVersion = 0;
-        }
-        else
-        {
-            try
+            else
             {
-                response = await handler.HandleAsync(new RequestContext(header, _info), reader, stopping);
+                try
+                {
+                    response = await handler.HandleAsync(new RequestContext(header, _info), reader, stopping);
+                }
+                catch (MalformedMessageException e)
+                {
+                    logger.LogWarning("connection {Id} from {Remote}: malformed {Api} v{Version} request ({Error}), closing",
+                        id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, e.Message);
+                    return false;
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    return false;
+                }
+                catch (Exception e)
+                {
+                    logger.LogError(e, "connection {Id} from {Remote}: {Api} v{Version} failed, closing", id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion);
+                    return false;
+                }
             }
-            catch (MalformedMessageException e)
-            {
-                logger.LogWarning("connection {Id} from {Remote}: malformed {Api} v{Version} request ({Error}), closing",
-                    id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, e.Message);
-                return false;
-            }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-            {
-                return false;
-            }
-            catch (Exception e)
-            {
-                logger.LogError(e, "connection {Id} from {Remote}: {Api} v{Version} failed, closing", id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion);
-                return false;
-            }
-        }
-        if (response is null) return true;
+            if (response is null) return true;
 
-        _response.Reset();
-        _response.Advance(4);
-        header.WriteResponseHeader(_response);
-        handler.WriteResponse(_response, response, responseVersion);
-        _response.PatchInt32(0, _response.Position - 4);
-        var pending = _response.WrittenMemory;
-        while (!pending.IsEmpty)
-        {
-            int sent = await socket.SendAsync(pending, SocketFlags.None, stopping);
-            pending = pending[sent..];
+            _response.Reset();
+            _response.Advance(4);
+            header.WriteResponseHeader(_response);
+            handler.WriteResponse(_response, response, responseVersion);
+            _response.PatchInt32(0, _response.Position - 4);
+            var pending = _response.WrittenMemory;
+            metrics?.BytesSent(pending.Length);
+            while (!pending.IsEmpty)
+            {
+                int sent = await socket.SendAsync(pending, SocketFlags.None, stopping);
+                pending = pending[sent..];
+            }
+            if (_response.Position > ResponseBufferKeepLimit)
+            {
+                // Do not pin a huge buffer to an idle connection after one large fetch.
+                _response.Dispose();
+                _response = new KafkaWriter(4096);
+            }
+            return true;
         }
-        if (_response.Position > ResponseBufferKeepLimit)
+        finally
         {
-            // Do not pin a huge buffer to an idle connection after one large fetch.
-            _response.Dispose();
-            _response = new KafkaWriter(4096);
+            metrics?.RequestCompleted(header.ApiKey, started);
         }
-        return true;
     }
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Cairn.Broker.Handlers;
+using Cairn.Broker.Metrics;
 using Microsoft.Extensions.Logging;
 
 namespace Cairn.Broker.Network;
@@ -11,13 +12,15 @@ public sealed class KafkaServer : IAsyncDisposable
     private readonly Socket _listener;
     private readonly ILogger _logger;
     private readonly int _maxRequestBytes;
+    private readonly BrokerMetrics? _metrics;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<long, Task> _connections = new();
     private Task? _acceptLoop;
     private long _nextConnectionId;
 
-    public KafkaServer(IPEndPoint endpoint, HandlerRegistry handlers, int maxRequestBytes, ILogger logger)
+    public KafkaServer(IPEndPoint endpoint, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
     {
+        _metrics = metrics;
         Handlers = handlers;
         _logger = logger;
         _maxRequestBytes = maxRequestBytes;
@@ -56,7 +59,7 @@ public sealed class KafkaServer : IAsyncDisposable
             }
             socket.NoDelay = true;
             long id = Interlocked.Increment(ref _nextConnectionId);
-            var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger);
+            var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, _metrics);
             lock (_connections) _connections[id] = RunConnectionAsync(id, connection);
         }
     }
