@@ -4,9 +4,10 @@
 // ../python/ck_client.py (see ../python/common.py): hex bytes, JSON null distinct from "".
 //
 // kafkajs quirks the tests account for:
-//  * the only consumer kafkajs offers is a group consumer; Cairn has no groups yet, so
-//    `consume` uses kafkajs' own low-level path instead: its Cluster/Broker objects send
-//    Fetch requests and decode record batches exactly as the group consumer would.
+//  * the only consumer kafkajs offers is a group consumer; `consume` (no group) uses kafkajs'
+//    own low-level path instead: its Cluster/Broker objects send Fetch requests and decode
+//    record batches exactly as the group consumer would. `group-consume` is the group consumer
+//    (consumer.run with eachBatch); the group admin commands use kafkajs' admin client.
 //  * headers are an object: duplicate names are grouped (arrays), so the order of headers
 //    with different names is by first appearance; a null header value cannot be produced.
 //  * fetchTopicOffsetsByTimestamp answers the high watermark where the broker answers -1.
@@ -354,6 +355,145 @@ const commands = {
   },
 }
 
+
+// ------------------------------------------------------------------ groups
+// group-consume: one group member on one topic until SIGTERM. Prints (see ../python/common.py)
+// {"event":"assigned","partitions":[..],"owned":[..]} on GROUP_JOIN, a record line per message
+// {"event":"record","partition":p,"offset":o,"value":text}, {"event":"committed","offsets":{p:o}}
+// on COMMIT_OFFSETS and {"event":"closed"} after consumer.disconnect() (commit + leave).
+async function groupConsume(args) {
+  const topic = args.topic
+  const kafka = kafkaFor(args)
+  const consumer = kafka.consumer({
+    groupId: args.group,
+    sessionTimeout: Number(args['session-timeout'] || 6000),
+    heartbeatInterval: Number(args.heartbeat || 500),
+    rebalanceTimeout: Number(args['rebalance-timeout'] || 10000),
+    maxWaitTimeInMs: 100,
+    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
+  })
+  const { GROUP_JOIN, COMMIT_OFFSETS, CRASH } = consumer.events
+  consumer.on(GROUP_JOIN, e => {
+    const ps = (e.payload.memberAssignment[topic] || []).slice().sort((a, b) => a - b)
+    emit({ event: 'assigned', partitions: ps, owned: ps, member: e.payload.memberId })
+  })
+  consumer.on(COMMIT_OFFSETS, e => {
+    const offsets = {}
+    for (const t of e.payload.topics) for (const p of t.partitions) offsets[p.partition] = Number(p.offset)
+    emit({ event: 'committed', offsets })
+  })
+  consumer.on(CRASH, e => emit({ event: 'crash', error: String(e.payload.error), restart: e.payload.restart }))
+  let stopping = null
+  const stopped = new Promise(resolve => {
+    const stop = () => {
+      if (stopping) return
+      stopping = (async () => {
+        try {
+          await consumer.disconnect()
+          emit({ event: 'closed' })
+        } catch (err) {
+          log(`disconnect failed: ${err && err.stack ? err.stack : err}`)
+        }
+        resolve(0)
+      })()
+    }
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
+  })
+  await consumer.connect()
+  await consumer.subscribe({ topics: [topic], fromBeginning: true })
+  emit({ event: 'subscribed' })
+  await consumer.run({
+    autoCommit: true,
+    eachBatchAutoResolve: false,
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      for (const m of batch.messages) {
+        if (!isRunning() || isStale()) break
+        emit({ event: 'record', partition: batch.partition, offset: Number(m.offset), value: m.value === null ? null : m.value.toString('utf8') })
+        resolveOffset(m.offset)
+        await heartbeat()
+      }
+    },
+  })
+  return stopped
+}
+
+function parseOffsetList(spec) {
+  return String(spec || '')
+    .split(',')
+    .filter(x => x.length > 0)
+    .map(x => {
+      const [p, o] = x.split(':')
+      return { partition: Number(p), offset: String(o) }
+    })
+}
+
+async function describeGroup(admin, groupId) {
+  const d = await admin.describeGroups([groupId])
+  return d.groups.find(g => g.groupId === groupId)
+}
+
+const groupCommands = {
+  'group-consume': groupConsume,
+  'fetch-offsets': args =>
+    withAdmin(args, async admin => {
+      const res = await admin.fetchOffsets({ groupId: args.group, topics: [args.topic] })
+      const t = res.find(x => x.topic === args.topic)
+      emit({
+        partitions: (t ? t.partitions : [])
+          .map(p => ({ partition: p.partition, offset: Number(p.offset), metadata: p.metadata }))
+          .sort((a, b) => a.partition - b.partition),
+      })
+    }),
+  'set-offsets': args =>
+    withAdmin(args, async admin => {
+      try {
+        await admin.setOffsets({ groupId: args.group, topic: args.topic, partitions: parseOffsetList(args.offsets) })
+        emit({ ok: true })
+      } catch (e) {
+        emit({ ok: false, error: String(e && e.message ? e.message : e), type: e && e.type })
+      }
+    }),
+  'reset-offsets': args =>
+    withAdmin(args, async admin => {
+      await admin.resetOffsets({ groupId: args.group, topic: args.topic, earliest: args.earliest === true })
+      emit({ ok: true })
+    }),
+  'delete-groups': args =>
+    withAdmin(args, async admin => {
+      try {
+        const res = await admin.deleteGroups([args.group])
+        emit({ ok: true, results: res.map(r => ({ group: r.groupId, error_code: r.errorCode })) })
+      } catch (e) {
+        // KafkaJSDeleteGroupsError carries the per-group results
+        emit({
+          ok: false,
+          error: String(e && e.message ? e.message : e),
+          results: (e.groups || []).map(r => ({ group: r.groupId, error_code: r.errorCode, error: r.error && r.error.type })),
+        })
+      }
+    }),
+  'describe-group': args =>
+    withAdmin(args, async admin => {
+      const g = await describeGroup(admin, args.group)
+      emit({
+        group: g.groupId,
+        state: g.state,
+        protocol_type: g.protocolType,
+        protocol: g.protocol,
+        error_code: g.errorCode,
+        members: g.members.map(m => ({ member_id: m.memberId, client_id: m.clientId })),
+      })
+    }),
+  'list-groups': args =>
+    withAdmin(args, async admin => {
+      const res = await admin.listGroups()
+      emit({ groups: res.groups.map(g => [g.groupId, g.protocolType]).sort() })
+    }),
+}
+
+Object.assign(commands, groupCommands)
+
 async function main() {
   const args = parseArgs(process.argv.slice(2))
   const cmd = args._[0]
@@ -370,10 +510,15 @@ async function main() {
   return (await commands[cmd](args)) || 0
 }
 
-// Exit once main settles, even if a kafkajs socket or timer would keep the loop alive.
+// Exit once main settles, even if a kafkajs socket or timer would keep the loop alive. Writes to
+// stdout/stderr are asynchronous when they are pipes (POSIX): exit only after what was written has
+// been handed to the reader (an empty write completes after every earlier one), or after 15 s.
+// (Exiting on a fixed 200 ms timer cut off a 200 kB record line when the reader was slow.)
 const finish = code => {
   process.exitCode = code
-  setTimeout(() => process.exit(code), 200).unref()
+  const exit = () => process.exit(code)
+  process.stdout.write('', () => process.stderr.write('', exit))
+  setTimeout(exit, 15000).unref()
 }
 
 main().then(finish, err => {

@@ -335,6 +335,149 @@ def cmd_cluster(args):
     })
 
 
+# ---------------------------------------------------------------- groups
+
+def cmd_group_consume(args):
+    """A member of a consumer group on one topic, running until SIGTERM (see common.py).
+
+    --commit manual: enable.auto.commit=false; after every consumed batch the offsets of the
+    processed records are committed synchronously (commit(offsets=..., asynchronous=False)), and
+    pending offsets of revoked partitions are committed in the revoke callback, so a clean
+    handover re-reads nothing. --commit auto: librdkafka's auto-commit (and its commit on
+    revoke/close). On SIGTERM: commit what is pending, close() (leave the group), print
+    {"event":"closed"} and exit 0.
+    """
+    stop = common.StopFlag()
+    deadline = Deadline(args.timeout)
+    cooperative = args.strategy == "cooperative-sticky"
+    conf = base_conf(args)
+    conf.update({
+        "client.id": args.client_id or CLIENT_ID,
+        "group.id": args.group,
+        "enable.auto.commit": args.commit == "auto",
+        "auto.commit.interval.ms": 500,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": args.session_timeout,
+        "heartbeat.interval.ms": args.heartbeat,
+        "max.poll.interval.ms": args.max_poll,
+        "partition.assignment.strategy": args.strategy,
+        "fetch.wait.max.ms": 100,
+        "enable.partition.eof": False,
+    })
+    if args.instance_id:
+        conf["group.instance.id"] = args.instance_id
+    c = Consumer(conf)
+    owned = set()
+    processed = {}   # partition -> next offset to commit
+    committed = {}   # partition -> last committed next offset
+
+    def commit_pending(parts=None, attempts=1):
+        offs = {p: o for p, o in processed.items()
+                if (parts is None or p in parts) and committed.get(p) != o}
+        if not offs or args.commit != "manual":
+            return True
+        for attempt in range(attempts):
+            try:
+                res = c.commit(offsets=[TopicPartition(args.topic, p, o) for p, o in sorted(offs.items())],
+                               asynchronous=False)
+                errors = [str(tp.error) for tp in (res or []) if tp.error is not None]
+                if errors:
+                    raise KafkaException(errors[0])
+                committed.update(offs)
+                emit({"event": "committed", "offsets": {str(p): o for p, o in sorted(offs.items())}})
+                return True
+            except KafkaException as e:
+                emit({"event": "commit-failed", "error": str(e), "offsets": {str(p): o for p, o in offs.items()}})
+                if attempt + 1 < attempts:
+                    time.sleep(0.2)
+        return False
+
+    def on_assign(consumer, partitions):
+        ps = sorted(tp.partition for tp in partitions)
+        if cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+            owned.clear()
+        owned.update(ps)
+        emit({"event": "assigned", "partitions": ps, "owned": sorted(owned)})
+
+    def on_revoke(consumer, partitions):
+        ps = sorted(tp.partition for tp in partitions)
+        commit_pending(set(ps), attempts=5)
+        for p in ps:
+            processed.pop(p, None)
+            committed.pop(p, None)
+            owned.discard(p)
+        if cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
+        emit({"event": "revoked", "partitions": ps, "owned": sorted(owned)})
+
+    def on_lost(consumer, partitions):
+        ps = sorted(tp.partition for tp in partitions)
+        for p in ps:
+            processed.pop(p, None)
+            committed.pop(p, None)
+            owned.discard(p)
+        if cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
+        emit({"event": "lost", "partitions": ps, "owned": sorted(owned)})
+
+    c.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+    emit({"event": "subscribed"})
+    while not stop.set and not deadline.expired():
+        msgs = c.consume(num_messages=args.batch, timeout=0.2)
+        for m in msgs:
+            if m.error() is not None:
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    log("consume error:", m.error())
+                continue
+            if m.partition() not in owned:
+                log("warning: record from partition %d not owned %s" % (m.partition(), sorted(owned)))
+            emit({"event": "record", "partition": m.partition(), "offset": m.offset(), "value": common.text(m.value())})
+            processed[m.partition()] = m.offset() + 1
+            if args.delay_ms > 0:
+                time.sleep(args.delay_ms / 1000.0)
+        commit_pending()
+    if not stop.set:
+        emit({"event": "timeout"})
+    commit_pending(attempts=5)
+    c.close()
+    emit({"event": "closed"})
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_committed(args):
+    """committed() of a group (not joining it) plus get_watermark_offsets for each partition."""
+    conf = base_conf(args)
+    conf.update({"group.id": args.group, "enable.auto.commit": False})
+    c = Consumer(conf)
+    parts = topic_partitions(c, args.topic, common.parse_partitions(args.partitions), 10)
+    res = []
+    for tp in c.committed([TopicPartition(args.topic, p) for p in parts], timeout=15):
+        low, high = c.get_watermark_offsets(TopicPartition(args.topic, tp.partition), timeout=10)
+        res.append({"partition": tp.partition, "offset": tp.offset,
+                    "error": None if tp.error is None else str(tp.error), "low": low, "high": high})
+    emit({"partitions": sorted(res, key=lambda r: r["partition"])})
+    sys.stdout.flush()
+    c.close()
+    return 0
+
+
+def cmd_list_groups(args):
+    """AdminClient.list_groups (ListGroups + DescribeGroups in confluent-kafka 1.7)."""
+    groups = admin(args).list_groups(timeout=15)
+    emit({"groups": sorted(({"id": g.id, "state": g.state, "protocol_type": g.protocol_type,
+                              "protocol": g.protocol,
+                              "members": sorted(m.client_id for m in g.members)}
+                             for g in groups), key=lambda g: g["id"])})
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -390,6 +533,26 @@ def main():
     sp = add("describe-topic", cmd_describe_topic)
     sp.add_argument("--topic", required=True)
     add("cluster", cmd_cluster)
+
+    sp = add("group-consume", cmd_group_consume)
+    sp.add_argument("--topic", required=True)
+    sp.add_argument("--group", required=True)
+    sp.add_argument("--commit", choices=["manual", "auto"], default="manual")
+    sp.add_argument("--strategy", default="range")
+    sp.add_argument("--instance-id", default=None)
+    sp.add_argument("--client-id", default=None)
+    sp.add_argument("--session-timeout", type=int, default=6000)
+    sp.add_argument("--heartbeat", type=int, default=500)
+    sp.add_argument("--max-poll", type=int, default=20000)
+    sp.add_argument("--delay-ms", type=float, default=0.0, help="processing time per record")
+    sp.add_argument("--batch", type=int, default=100, help="consume(num_messages=...) per commit")
+
+    sp = add("committed", cmd_committed)
+    sp.add_argument("--topic", required=True)
+    sp.add_argument("--group", required=True)
+    sp.add_argument("--partitions", default="all")
+
+    add("list-groups", cmd_list_groups)
 
     args = ap.parse_args()
     return args.fn(args) or 0

@@ -7,6 +7,12 @@ Wire format shared with the C# tests (one JSON object per line on stdout):
   consume output:  {"partition": p, "offset": o, "timestamp": ms, "key": hex|null,
                     "value": hex|null, "headers": [[name, hex|null], ...]}
   control lines:   {"event": "ready"|"done"|"timeout", ...}
+  group members (group-consume), one topic, values are text:
+                   {"event": "assigned"|"revoked"|"lost", "partitions": [p...], "owned": [p...]}
+                   {"event": "record", "partition": p, "offset": o, "value": text}
+                   {"event": "committed", "offsets": {"p": next-offset, ...}}
+                   {"event": "commit-failed", "error": "..."}
+                   {"event": "closed"} once a member stopped cleanly (SIGTERM) and left/committed
 Bytes are hex-encoded; null (JSON null) is distinct from empty ("").
 Diagnostics go to stderr only.
 """
@@ -86,3 +92,30 @@ def add_common_args(parser):
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--timeout", type=float, default=45.0,
                         help="overall bound for the operation, seconds")
+
+
+def text(b):
+    return None if b is None else bytes(b).decode("utf-8", "replace")
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: a group member then commits, closes (leaves) and exits 0."""
+
+    def __init__(self):
+        import signal
+        self.set = False
+        signal.signal(signal.SIGTERM, self._on)
+        signal.signal(signal.SIGINT, self._on)
+
+    def _on(self, *_):
+        self.set = True
+
+
+def parse_offsets(spec):
+    """'0:10,1:20' -> {0: 10, 1: 20}"""
+    out = {}
+    for item in (spec or "").split(","):
+        if item:
+            p, _, o = item.partition(":")
+            out[int(p)] = int(o)
+    return out

@@ -7,13 +7,16 @@ protocol as ck_client.py (see common.py).
 Known kafka-python 2.0.2 quirks the tests account for:
   * send() refuses a record whose key and value are both None.
   * a header whose value is None is written as an EMPTY value (length 0), not as null.
-  * consumers never use a group here: group_id=None and assign().
+  * the plain consume/offsets commands never use a group (group_id=None and assign()); the
+    group-* commands below do. kafka-python 2.0 has no static membership (group.instance.id).
 """
 import argparse
 import logging
 import sys
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
 from kafka.admin import (ConfigResource, ConfigResourceType, KafkaAdminClient,
                          NewPartitions, NewTopic)
 from kafka.errors import for_code
@@ -244,6 +247,133 @@ def cmd_cluster(args):
     })
 
 
+# ---------------------------------------------------------------- groups
+
+def cmd_group_consume(args):
+    """A member of a consumer group on one topic, running until SIGTERM (see common.py).
+
+    --commit auto: enable_auto_commit=True (auto_commit_interval_ms 500; kafka-python also
+    commits before a rebalance and on close). --commit manual: after every poll() batch,
+    commit({tp: OffsetAndMetadata(next, "<metadata>:<partition>:<next>")}) synchronously.
+    On SIGTERM: close() (commits when auto, leaves the group), print {"event":"closed"}.
+    """
+    stop = common.StopFlag()
+    deadline = Deadline(args.timeout)
+    conf = base_conf(args)
+    conf.update({
+        "client_id": args.client_id or CLIENT_ID,
+        "group_id": args.group,
+        "enable_auto_commit": args.commit == "auto",
+        "auto_commit_interval_ms": 500,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": args.session_timeout,
+        "heartbeat_interval_ms": args.heartbeat,
+        "max_poll_interval_ms": args.max_poll,
+        "fetch_max_wait_ms": 100,
+    })
+    c = KafkaConsumer(**conf)
+    owned = set()
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked):
+            ps = sorted(tp.partition for tp in revoked)
+            owned.difference_update(ps)
+            emit({"event": "revoked", "partitions": ps, "owned": sorted(owned)})
+
+        def on_partitions_assigned(self, assigned):
+            ps = sorted(tp.partition for tp in assigned)
+            owned.clear()
+            owned.update(ps)
+            emit({"event": "assigned", "partitions": ps, "owned": sorted(owned)})
+
+    c.subscribe([args.topic], listener=Listener())
+    emit({"event": "subscribed"})
+    while not stop.set and not deadline.expired():
+        batch = c.poll(timeout_ms=200)
+        done = {}
+        for tp, msgs in batch.items():
+            for m in msgs:
+                emit({"event": "record", "partition": m.partition, "offset": m.offset, "value": common.text(m.value)})
+                done[tp] = m.offset + 1
+        if done and args.commit == "manual":
+            offsets = {tp: OffsetAndMetadata(o, "%s:%d:%d" % (args.metadata, tp.partition, o)) for tp, o in done.items()}
+            try:
+                c.commit(offsets)
+                emit({"event": "committed", "offsets": {str(tp.partition): o for tp, o in done.items()}})
+            except Exception as e:  # noqa: BLE001 - reported, the test decides
+                emit({"event": "commit-failed", "error": repr(e)})
+    if not stop.set:
+        emit({"event": "timeout"})
+    c.close(autocommit=args.commit == "auto")
+    emit({"event": "closed"})
+    return 0
+
+
+def group_consumer(args):
+    conf = base_conf(args)
+    conf.update({"group_id": args.group, "enable_auto_commit": False})
+    return KafkaConsumer(**conf)
+
+
+def cmd_commit(args):
+    """KafkaConsumer.commit({tp: OffsetAndMetadata(offset, metadata)}) without joining the group."""
+    c = group_consumer(args)
+    offsets = {TopicPartition(args.topic, p): OffsetAndMetadata(o, args.metadata)
+               for p, o in sorted(common.parse_offsets(args.offsets).items())}
+    c.commit(offsets)
+    emit({"ok": True})
+    c.close(autocommit=False)
+
+
+def cmd_committed(args):
+    """KafkaConsumer.committed(tp, metadata=True) for each partition (None: nothing committed)."""
+    c = group_consumer(args)
+    parts = topic_partitions(c, args.topic, common.parse_partitions(args.partitions))
+    res = []
+    for p in parts:
+        om = c.committed(TopicPartition(args.topic, p), metadata=True)
+        res.append({"partition": p, "offset": None if om is None else om.offset,
+                    "metadata": None if om is None else om.metadata})
+    emit({"partitions": res})
+    c.close(autocommit=False)
+
+
+def cmd_group_offsets(args):
+    """KafkaAdminClient.list_consumer_group_offsets (all partitions the group committed)."""
+    partitions = None
+    if args.topic and args.partitions:
+        partitions = [TopicPartition(args.topic, p) for p in common.parse_partitions(args.partitions)]
+    offs = admin(args).list_consumer_group_offsets(args.group, partitions=partitions)
+    emit({"offsets": sorted(({"topic": tp.topic, "partition": tp.partition, "offset": om.offset, "metadata": om.metadata}
+                             for tp, om in offs.items()), key=lambda x: (x["topic"], x["partition"]))})
+
+
+def cmd_list_groups(args):
+    emit({"groups": sorted(([g[0], g[1]] for g in admin(args).list_consumer_groups()), key=lambda g: g[0])})
+
+
+def cmd_describe_groups(args):
+    out = []
+    for g in admin(args).describe_consumer_groups(args.group):
+        members = []
+        for m in g.members:
+            assignment = m.member_assignment
+            parts = []
+            if assignment is not None and hasattr(assignment, "assignment"):
+                for topic, ps in assignment.assignment:
+                    parts.extend([topic, p] for p in ps)
+            members.append({"member_id": m.member_id, "client_id": m.client_id, "client_host": m.client_host,
+                            "assignment": sorted(parts)})
+        out.append({"group": g.group, "error_code": g.error_code, "state": g.state,
+                    "protocol_type": g.protocol_type, "protocol": g.protocol, "members": members})
+    emit({"groups": out})
+
+
+def cmd_delete_groups(args):
+    res = admin(args).delete_consumer_groups(args.group)
+    emit({"results": [{"group": g, "error": err.__name__, "error_code": err.errno} for g, err in res]})
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -291,6 +421,37 @@ def main():
     sp = add("describe-topic", cmd_describe_topic)
     sp.add_argument("--topic", required=True)
     add("cluster", cmd_cluster)
+
+    sp = add("group-consume", cmd_group_consume)
+    sp.add_argument("--topic", required=True)
+    sp.add_argument("--group", required=True)
+    sp.add_argument("--commit", choices=["manual", "auto"], default="auto")
+    sp.add_argument("--metadata", default="kp", help="manual commits: metadata prefix")
+    sp.add_argument("--client-id", default=None)
+    sp.add_argument("--session-timeout", type=int, default=6000)
+    sp.add_argument("--heartbeat", type=int, default=500)
+    sp.add_argument("--max-poll", type=int, default=20000)
+
+    sp = add("commit", cmd_commit)
+    sp.add_argument("--topic", required=True)
+    sp.add_argument("--group", required=True)
+    sp.add_argument("--offsets", required=True, help="p:o,p:o")
+    sp.add_argument("--metadata", default="")
+
+    sp = add("committed", cmd_committed)
+    sp.add_argument("--topic", required=True)
+    sp.add_argument("--group", required=True)
+    sp.add_argument("--partitions", default="all")
+
+    sp = add("group-offsets", cmd_group_offsets)
+    sp.add_argument("--group", required=True)
+    sp.add_argument("--topic", default=None)
+    sp.add_argument("--partitions", default=None)
+
+    add("list-groups", cmd_list_groups)
+    for name, fn in (("describe-groups", cmd_describe_groups), ("delete-groups", cmd_delete_groups)):
+        sp = add(name, fn)
+        sp.add_argument("--group", action="append", required=True)
 
     args = ap.parse_args()
     return args.fn(args) or 0
