@@ -1,6 +1,28 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using Cairn.Cli;
+using Cairn.Cli.Tool;
 
 var root = new RootCommand("Cairn: a Kafka-compatible streaming broker and offset toolkit");
 root.Add(ServeCommand.Create());
-return await root.Parse(args).InvokeAsync();
+ToolCommands.AddTo(root);
+
+// No response files: "@1795000000000" is a timestamp (consume --from), not a file of arguments.
+var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+if (parse.Errors.Count > 0 && parse.Action is ParseErrorAction parseError)
+{
+    // Usage errors: the messages and a pointer to --help (not the whole help text), exit code 2.
+    parseError.ShowHelp = false;
+    await parse.InvokeAsync();
+    var path = string.Join(' ', parse.CommandResult.Command.Name == root.Name ? [] : CommandPath(parse.CommandResult.Command));
+    Console.Error.WriteLine($"Run 'cairn {(path.Length > 0 ? path + " " : "")}--help' for usage.");
+    return ExitCodes.Usage;
+}
+return await parse.InvokeAsync();
+
+static IEnumerable<string> CommandPath(Command command)
+{
+    var names = new List<string>();
+    for (Command? c = command; c is not null and not RootCommand; c = c.Parents.OfType<Command>().FirstOrDefault()) names.Insert(0, c.Name);
+    return names;
+}

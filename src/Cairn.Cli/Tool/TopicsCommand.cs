@@ -1,0 +1,273 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Cairn.Client;
+using Cairn.Protocol;
+
+namespace Cairn.Cli.Tool;
+
+/// <summary><c>cairn topics list | describe | create | delete | alter</c>.</summary>
+internal static class TopicsCommand
+{
+    public static Command Create()
+    {
+        var topics = new Command("topics", "List, describe, create, alter and delete topics");
+        CommonOptions.AddTo(topics);
+        topics.Add(List());
+        topics.Add(Describe());
+        topics.Add(CreateTopic());
+        topics.Add(Alter());
+        topics.Add(Delete());
+        return topics;
+    }
+
+    private static Command List()
+    {
+        var internalTopics = new Option<bool>("--internal") { Description = "Include internal topics (__consumer_offsets, ...)" };
+        var command = new Command("list", "List topics with their partition counts") { internalTopics };
+        command.SetToolAction("topics list", async ctx =>
+        {
+            var listed = await ctx.ProgressAsync("Listing topics", () => ctx.Admin.ListTopicsAsync(ctx.Get(internalTopics), ctx.CancellationToken));
+            if (ctx.Json)
+            {
+                Terminal.WriteJson(new JsonObject
+                {
+                    ["topics"] = new JsonArray(listed.Select(t => (JsonNode)new JsonObject
+                    {
+                        ["name"] = t.Name,
+                        ["topicId"] = t.TopicId.ToString(),
+                        ["partitions"] = t.PartitionCount,
+                        ["internal"] = t.IsInternal,
+                    }).ToArray()),
+                });
+                return 0;
+            }
+            if (ctx.Output == OutputFormat.Text)
+            {
+                foreach (var t in listed) Console.Out.WriteLine(t.Name);
+                return 0;
+            }
+            var table = Terminal.NewTable("TOPIC", "PARTITIONS", "TOPIC ID");
+            foreach (var t in listed) table.AddTextRow(t.Name + (t.IsInternal ? " (internal)" : ""), Terminal.Int(t.PartitionCount), t.TopicId.ToString());
+            ctx.Out.Write(table);
+            if (listed.Count == 0) ctx.Out.Note("(no topics)");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Describe()
+    {
+        var names = new Argument<string[]>("topic") { Description = "Topics to describe", Arity = ArgumentArity.OneOrMore };
+        var allConfigs = new Option<bool>("--all-configs") { Description = "Show every config, not only the topic's overrides" };
+        var command = new Command("describe", "Partitions (leader, replicas, log start and end offsets, size on disk) and configs of topics") { names, allConfigs };
+        command.SetToolAction("topics describe", async ctx =>
+        {
+            var wanted = ctx.Get(names).Distinct(StringComparer.Ordinal).ToList();
+            var (described, configs, sizes, brokers) = await ctx.ProgressAsync("Describing topics", async status =>
+            {
+                var existing = (await ctx.Admin.ListTopicsAsync(true, ctx.CancellationToken)).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+                var missing = wanted.Where(n => !existing.Contains(n)).ToList();
+                if (missing.Count > 0)
+                    throw new ToolException(missing.Count == 1 ? $"topic '{missing[0]}' does not exist" : $"topics {string.Join(", ", missing.Select(m => $"'{m}'"))} do not exist");
+                var d = await ctx.Admin.DescribeTopicsAsync(wanted, includeOffsets: true, ctx.CancellationToken);
+                status("Reading configs");
+                var c = await ctx.Admin.DescribeConfigsAsync(wanted.Select(ConfigResource.Topic), cancellationToken: ctx.CancellationToken);
+                status("Reading partition sizes");
+                var cluster = await ctx.Admin.DescribeClusterAsync(ctx.CancellationToken);
+                var s = await LogDirs.PartitionSizesAsync(cluster.Brokers, d, TimeSpan.FromSeconds(Math.Min(10, ctx.RequestTimeout.TotalSeconds)),
+                    ctx.Verbose ? ToolRunner.Warn : null, ctx.CancellationToken);
+                return (d, c, s, cluster.Brokers);
+            });
+
+            IEnumerable<ConfigEntry> Shown(string topic) => configs[ConfigResource.Topic(topic)]
+                .Where(e => ctx.Get(allConfigs) || e.Source == ConfigSource.TopicConfig)
+                .OrderBy(e => e.Name, StringComparer.Ordinal);
+
+            if (ctx.Json)
+            {
+                Terminal.WriteJson(new JsonObject
+                {
+                    ["topics"] = new JsonArray(described.Select(t => (JsonNode)new JsonObject
+                    {
+                        ["name"] = t.Name,
+                        ["topicId"] = t.TopicId.ToString(),
+                        ["internal"] = t.IsInternal,
+                        ["partitions"] = new JsonArray(t.Partitions.Select(p =>
+                        {
+                            var tp = new TopicPartition(t.Name, p.Partition);
+                            return (JsonNode)new JsonObject
+                            {
+                                ["partition"] = p.Partition,
+                                ["leader"] = p.Leader,
+                                ["replicas"] = new JsonArray(p.Replicas.Select(r => (JsonNode)r).ToArray()),
+                                ["isr"] = new JsonArray(p.Isr.Select(r => (JsonNode)r).ToArray()),
+                                ["logStartOffset"] = p.LogStartOffset,
+                                ["logEndOffset"] = p.LogEndOffset,
+                                ["records"] = p.LogEndOffset - p.LogStartOffset,
+                                ["sizeBytes"] = sizes.TryGetValue(tp, out var size) ? size : null,
+                            };
+                        }).ToArray()),
+                        ["configs"] = new JsonObject(Shown(t.Name).Select(e => KeyValuePair.Create(e.Name, (JsonNode?)(e.IsSensitive ? null : e.Value)))),
+                    }).ToArray()),
+                });
+                return 0;
+            }
+
+            foreach (var t in described)
+            {
+                ctx.Out.Line($"Topic: {t.Name}  id: {t.TopicId}  partitions: {t.Partitions.Count}{(t.IsInternal ? "  (internal)" : "")}");
+                var table = Terminal.NewTable("PARTITION", "LEADER", "REPLICAS", "ISR", "LOG START", "LOG END", "RECORDS", "SIZE");
+                foreach (var p in t.Partitions)
+                {
+                    var tp = new TopicPartition(t.Name, p.Partition);
+                    table.AddTextRow(Terminal.Int(p.Partition), Terminal.Int(p.Leader), string.Join(",", p.Replicas), string.Join(",", p.Isr),
+                        Terminal.Int(p.LogStartOffset), Terminal.Int(p.LogEndOffset), Terminal.Int(p.LogEndOffset - p.LogStartOffset),
+                        sizes.TryGetValue(tp, out var size) ? Terminal.Bytes(size) : "-");
+                }
+                ctx.Out.Write(table);
+                var shown = Shown(t.Name).ToList();
+                if (shown.Count > 0)
+                {
+                    var configTable = Terminal.NewTable("CONFIG", "VALUE", "SOURCE");
+                    foreach (var e in shown) configTable.AddTextRow(e.Name, e.IsSensitive ? "(sensitive)" : e.Value ?? "(null)", e.Source.ToString());
+                    ctx.Out.Write(configTable);
+                }
+                else ctx.Out.Note("No config overrides (--all-configs shows the defaults).");
+                ctx.Out.Line("");
+            }
+            if (sizes.Count == 0 && described.Any(t => t.Partitions.Count > 0))
+                ctx.Out.Note("Sizes are unknown: the brokers did not answer DescribeLogDirs.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command CreateTopic()
+    {
+        var name = new Argument<string>("topic") { Description = "The new topic's name" };
+        var partitions = new Option<int>("--partitions", "-p") { Description = "Number of partitions (default: the broker's default)", DefaultValueFactory = _ => -1 };
+        var replication = new Option<short>("--replication-factor", "-r") { Description = "Replicas per partition (default: the broker's default)", DefaultValueFactory = _ => -1 };
+        var config = new Option<string[]>("--config", "-c") { Description = "A topic config KEY=VALUE (repeatable), e.g. retention.ms=3600000", AllowMultipleArgumentsPerToken = false };
+        var ifNotExists = new Option<bool>("--if-not-exists") { Description = "Succeed when the topic already exists" };
+        var command = new Command("create", "Create a topic") { name, partitions, replication, config, ifNotExists };
+        command.SetToolAction("topics create", async ctx =>
+        {
+            var topic = ctx.Get(name);
+            int n = ctx.Get(partitions);
+            if (n == 0 || n < -1) throw new UsageException("--partitions must be at least 1");
+            short r = ctx.Get(replication);
+            if (r == 0 || r < -1) throw new UsageException("--replication-factor must be at least 1");
+            var configs = KeyValues.Parse(ctx.Get(config) ?? [], "--config").ToDictionary(kv => kv.Key, kv => (string?)kv.Value);
+            CreatedTopic created;
+            try
+            {
+                created = await ctx.ProgressAsync($"Creating {topic}", () => ctx.Admin.CreateTopicAsync(topic, n, r, configs.Count > 0 ? configs : null, ctx.CancellationToken));
+            }
+            catch (KafkaException e) when (e.Error == ErrorCode.TopicAlreadyExists)
+            {
+                if (!ctx.Get(ifNotExists)) throw new ToolException($"topic '{topic}' already exists");
+                if (ctx.Json) Terminal.WriteJson(new JsonObject { ["name"] = topic, ["created"] = false });
+                else ctx.Out.Line($"Topic {topic} already exists.");
+                return 0;
+            }
+            if (ctx.Json)
+                Terminal.WriteJson(new JsonObject
+                {
+                    ["name"] = created.Name, ["created"] = true, ["topicId"] = created.TopicId.ToString(),
+                    ["partitions"] = created.NumPartitions, ["replicationFactor"] = created.ReplicationFactor,
+                });
+            else ctx.Out.Line($"Created topic {created.Name} ({created.NumPartitions} partition(s), replication factor {created.ReplicationFactor}).");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Alter()
+    {
+        var name = new Argument<string>("topic") { Description = "The topic to change" };
+        var config = new Option<string[]>("--config", "-c") { Description = "Set a topic config KEY=VALUE (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var deleteConfig = new Option<string[]>("--delete-config") { Description = "Remove a config override KEY, back to the default (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var partitions = new Option<int?>("--partitions", "-p") { Description = "Raise the partition count to N (it cannot shrink)" };
+        var command = new Command("alter", "Change a topic's configs or add partitions") { name, config, deleteConfig, partitions };
+        command.SetToolAction("topics alter", async ctx =>
+        {
+            var topic = ctx.Get(name);
+            var sets = KeyValues.Parse(ctx.Get(config) ?? [], "--config");
+            var deletes = ctx.Get(deleteConfig) ?? [];
+            var count = ctx.Get(partitions);
+            if (sets.Count == 0 && deletes.Length == 0 && count is null)
+                throw new UsageException("nothing to change: give --config KEY=VALUE, --delete-config KEY or --partitions N");
+            if (count is < 1) throw new UsageException("--partitions must be at least 1");
+            var changes = new List<string>();
+            await ctx.ProgressAsync($"Altering {topic}", async () =>
+            {
+                var existing = (await ctx.Admin.ListTopicsAsync(true, ctx.CancellationToken)).FirstOrDefault(t => t.Name == topic)
+                    ?? throw new ToolException($"topic '{topic}' does not exist");
+                if (count is { } c)
+                {
+                    if (c < existing.PartitionCount) throw new ToolException($"topic '{topic}' has {existing.PartitionCount} partitions; partitions can be added, but they cannot be removed");
+                    if (c > existing.PartitionCount)
+                    {
+                        await ctx.Admin.CreatePartitionsAsync(topic, c, ctx.CancellationToken);
+                        changes.Add($"partitions {existing.PartitionCount} -> {c}");
+                    }
+                    else changes.Add($"partitions unchanged ({c})");
+                }
+                var alterations = sets.Select(kv => ConfigAlteration.Set(kv.Key, kv.Value)).Concat(deletes.Select(ConfigAlteration.Delete)).ToList();
+                if (alterations.Count > 0)
+                {
+                    await ctx.Admin.AlterConfigsAsync(ConfigResource.Topic(topic), alterations, ctx.CancellationToken);
+                    changes.AddRange(sets.Select(kv => $"{kv.Key}={kv.Value}"));
+                    changes.AddRange(deletes.Select(d => $"{d} reset to default"));
+                }
+                return 0;
+            });
+            if (ctx.Json) Terminal.WriteJson(new JsonObject { ["name"] = topic, ["changes"] = new JsonArray(changes.Select(c => (JsonNode)c).ToArray()) });
+            else ctx.Out.Line($"Altered topic {topic}: {string.Join("; ", changes)}.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Delete()
+    {
+        var names = new Argument<string[]>("topic") { Description = "Topics to delete", Arity = ArgumentArity.OneOrMore };
+        var ifExists = new Option<bool>("--if-exists") { Description = "Succeed when a topic does not exist" };
+        var command = new Command("delete", "Delete topics and their records") { names, ifExists };
+        command.SetToolAction("topics delete", async ctx =>
+        {
+            var wanted = ctx.Get(names).Distinct(StringComparer.Ordinal).ToList();
+            var deleted = await ctx.ProgressAsync("Deleting topics", async () =>
+            {
+                var existing = (await ctx.Admin.ListTopicsAsync(true, ctx.CancellationToken)).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+                var missing = wanted.Where(n => !existing.Contains(n)).ToList();
+                if (missing.Count > 0 && !ctx.Get(ifExists))
+                    throw new ToolException(missing.Count == 1 ? $"topic '{missing[0]}' does not exist" : $"topics {string.Join(", ", missing.Select(m => $"'{m}'"))} do not exist");
+                var present = wanted.Where(existing.Contains).ToList();
+                await ctx.Admin.DeleteTopicsAsync(present, ctx.CancellationToken);
+                return present;
+            });
+            if (ctx.Json) Terminal.WriteJson(new JsonObject { ["deleted"] = new JsonArray(deleted.Select(d => (JsonNode)d).ToArray()) });
+            else if (deleted.Count == 0) ctx.Out.Line("Nothing deleted.");
+            else ctx.Out.Line($"Deleted topic{(deleted.Count == 1 ? "" : "s")} {string.Join(", ", deleted)}.");
+            return 0;
+        });
+        return command;
+    }
+}
+
+/// <summary>KEY=VALUE arguments (configs, headers).</summary>
+internal static class KeyValues
+{
+    public static List<KeyValuePair<string, string>> Parse(IEnumerable<string> items, string option)
+    {
+        var result = new List<KeyValuePair<string, string>>();
+        foreach (var item in items)
+        {
+            int eq = item.IndexOf('=');
+            if (eq <= 0) throw new UsageException($"{option} expects KEY=VALUE, got '{item}'");
+            result.Add(new(item[..eq], item[(eq + 1)..]));
+        }
+        return result;
+    }
+}
