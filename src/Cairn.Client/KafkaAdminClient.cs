@@ -223,6 +223,49 @@ public sealed class KafkaAdminClient : IAsyncDisposable
         return names.Select(n => described[n]!).ToList();
     }
 
+    /// <summary>
+    /// Each partition's size on disk (DescribeLogDirs), as the broker leading it reports; partitions whose broker
+    /// does not answer or lacks the API are left out, so callers can show them as unknown.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<TopicPartition, long>> DescribePartitionSizesAsync(IReadOnlyCollection<TopicDescription> topics,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        var sizes = new Dictionary<TopicPartition, long>();
+        var byLeader = topics.SelectMany(t => t.Partitions.Select(p => (Leader: p.Leader, Tp: new TopicPartition(t.Name, p.Partition))))
+            .Where(x => x.Leader >= 0)
+            .GroupBy(x => x.Leader, x => x.Tp);
+        var answers = await Task.WhenAll(byLeader.Select(async group =>
+        {
+            var request = new DescribeLogDirsRequest
+            {
+                Topics = group.GroupBy(tp => tp.Topic)
+                    .Select(t => new DescribeLogDirsRequest.DescribableLogDirTopic { Topic = t.Key, Partitions = t.Select(tp => tp.Partition).ToList() }).ToList(),
+            };
+            try
+            {
+                var (response, _) = await _cluster.SendAsync<DescribeLogDirsRequest, DescribeLogDirsResponse>(group.Key, _ => request, cancellationToken).ConfigureAwait(false);
+                return (Leader: group.Key, Wanted: group.ToHashSet(), Response: (DescribeLogDirsResponse?)response);
+            }
+            catch (KafkaException e) when (e.Error == ErrorCode.UnsupportedVersion)
+            {
+                return (Leader: group.Key, Wanted: group.ToHashSet(), Response: (DescribeLogDirsResponse?)null);
+            }
+        })).ConfigureAwait(false);
+        foreach (var (_, wanted, response) in answers)
+        {
+            if (response is null || response.ErrorCode != 0) continue;
+            foreach (var dir in response.Results.Where(d => d.ErrorCode == 0))
+                foreach (var t in dir.Topics)
+                    foreach (var p in t.Partitions)
+                    {
+                        var tp = new TopicPartition(t.Name, p.PartitionIndex);
+                        if (!p.IsFutureKey && wanted.Contains(tp)) sizes[tp] = p.PartitionSize;
+                    }
+        }
+        return sizes;
+    }
+
     /// <summary>Raises topics' partition counts to the given totals (on the controller).</summary>
     public async Task CreatePartitionsAsync(IReadOnlyDictionary<string, int> newTotalCounts, bool validateOnly = false, CancellationToken cancellationToken = default)
     {

@@ -74,8 +74,7 @@ internal static class TopicsCommand
                 var c = await ctx.Admin.DescribeConfigsAsync(wanted.Select(ConfigResource.Topic), cancellationToken: ctx.CancellationToken);
                 status("Reading partition sizes");
                 var cluster = await ctx.Admin.DescribeClusterAsync(ctx.CancellationToken);
-                var s = await LogDirs.PartitionSizesAsync(cluster.Brokers, d, TimeSpan.FromSeconds(Math.Min(10, ctx.RequestTimeout.TotalSeconds)),
-                    ctx.Verbose ? ToolRunner.Warn : null, ctx.CancellationToken);
+                var s = await ctx.Admin.DescribePartitionSizesAsync(d, ctx.CancellationToken);
                 return (d, c, s, cluster.Brokers);
             });
 

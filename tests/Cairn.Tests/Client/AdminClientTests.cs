@@ -33,6 +33,10 @@ public sealed class AdminClientTests : ClientTestBase
         Assert.All(described.Partitions, p => { Assert.Equal(1, p.Leader); Assert.Equal([1], p.Replicas); Assert.Equal([1], p.Isr); });
         Assert.Equal([0L, 5, 0], described.Partitions.Select(p => p.LogEndOffset!.Value));
         Assert.All(described.Partitions, p => Assert.Equal(0, p.LogStartOffset));
+        var sizes = await Admin.DescribePartitionSizesAsync([described]);
+        Assert.Equal(3, sizes.Count);
+        Assert.Equal(0, sizes[new TopicPartition("orders", 0)]);
+        Assert.True(sizes[new TopicPartition("orders", 1)] > 5 * 2); // five stored records, at least their values
         var withoutOffsets = (await Admin.DescribeTopicsAsync(["orders"], includeOffsets: false)).Single();
         Assert.All(withoutOffsets.Partitions, p => Assert.Null(p.LogEndOffset));
 
@@ -69,6 +73,20 @@ public sealed class AdminClientTests : ClientTestBase
         var validated = await Admin.CreateTopicsAsync([new NewTopic("only-validated", 4)], validateOnly: true);
         Assert.Equal(4, validated.Single().NumPartitions);
         Assert.DoesNotContain("only-validated", (await Admin.ListTopicsAsync()).Select(t => t.Name));
+    }
+
+    [Fact]
+    public async Task Topic_configs_are_altered_on_the_broker()
+    {
+        await Admin.CreateTopicAsync("tuned", 1);
+        await Admin.AlterConfigsAsync(ConfigResource.Topic("tuned"), [ConfigAlteration.Set("retention.ms", "120000"), ConfigAlteration.Set("cleanup.policy", "compact")]);
+        var configs = (await Admin.DescribeConfigsAsync(ConfigResource.Topic("tuned"))).ToDictionary(c => c.Name);
+        Assert.Equal(("120000", "compact"), (configs["retention.ms"].Value, configs["cleanup.policy"].Value));
+        await Admin.AlterConfigsAsync(ConfigResource.Topic("tuned"), [ConfigAlteration.Delete("cleanup.policy")]);
+        configs = (await Admin.DescribeConfigsAsync(ConfigResource.Topic("tuned"))).ToDictionary(c => c.Name);
+        Assert.Equal(("120000", "delete"), (configs["retention.ms"].Value, configs["cleanup.policy"].Value));
+        var bad = await Assert.ThrowsAnyAsync<KafkaException>(() => Admin.AlterConfigsAsync(ConfigResource.Topic("tuned"), [ConfigAlteration.Set("retention.ms", "soon")]));
+        Assert.Contains("retention.ms", bad.Message);
     }
 
     [Fact]
