@@ -170,6 +170,7 @@ public sealed class GroupCoordinator : IAsyncDisposable
             existing.Protocols = request.Protocols;
             var waiting = AwaitJoin(existing);
             PrepareRebalance(group, $"static member {instanceId} rejoined with new metadata");
+            TryCompleteJoin(group);
             return waiting;
         }
 
@@ -218,6 +219,7 @@ public sealed class GroupCoordinator : IAsyncDisposable
                 member.Protocols = request.Protocols;
                 var rejoin = AwaitJoin(member);
                 PrepareRebalance(group, $"member {member.MemberId} rejoined");
+                TryCompleteJoin(group); // it may have been the last member to come back
                 return rejoin;
         }
     }

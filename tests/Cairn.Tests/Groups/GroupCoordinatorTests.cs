@@ -121,6 +121,26 @@ public sealed class GroupCoordinatorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_rejoin_that_completes_the_membership_finishes_the_rebalance_at_once()
+    {
+        // kafka-python's leader rejoins a Stable group after a metadata change; with every member back, no timeout applies.
+        var pending = await StartJoinAsync("solo");
+        _clock.Advance(InitialDelay);
+        var joined = await pending;
+        await _coordinator.SyncGroupAsync("solo", 1, joined.MemberId, null, null, null, [(joined.MemberId, new byte[] { 1 })]);
+        var rejoin = _coordinator.JoinGroupAsync(Join("solo", joined.MemberId));
+        Assert.True(rejoin.IsCompleted, "the only member rejoined, so the rebalance must not wait for the rebalance timeout");
+        Assert.Equal(2, (await rejoin).GenerationId);
+
+        var (leader, follower) = await FormGroupOfTwoAsync("pair");
+        var leaderBack = _coordinator.JoinGroupAsync(Join("pair", leader.MemberId, topics: ["orders", "audit"]));
+        Assert.False(leaderBack.IsCompleted);
+        var followerBack = _coordinator.JoinGroupAsync(Join("pair", follower.MemberId));
+        Assert.True(leaderBack.IsCompleted && followerBack.IsCompleted);
+        Assert.Equal(2, (await followerBack).GenerationId);
+    }
+
+    [Fact]
     public async Task A_member_that_stops_heartbeating_is_removed_after_the_session_timeout()
     {
         var (leader, follower) = await FormGroupOfTwoAsync("g4");
