@@ -78,14 +78,8 @@ internal sealed class OffsetIndex
 
     public byte[] Serialize(int from = 0)
     {
-        int n = Count;
-        var bytes = new byte[(n - from) * EntrySize];
-        for (int i = from; i < n; i++)
-        {
-            var e = _entries[i];
-            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan((i - from) * EntrySize), e.RelativeOffset);
-            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan((i - from) * EntrySize + 4), e.Position);
-        }
+        var bytes = new byte[(Count - from) * EntrySize];
+        SerializeInto(bytes, from);
         return bytes;
     }
 
