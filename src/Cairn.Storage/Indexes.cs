@@ -184,8 +184,7 @@ internal sealed class TimeIndex
 
     public byte[] Serialize(int from = 0)
     {
-        int n = Count;
-        var bytes = new byte[(n - from) * EntrySize];
+        var bytes = new byte[(Count - from) * EntrySize];
         SerializeInto(bytes, from);
         return bytes;
     }

@@ -118,22 +118,16 @@ public sealed class SqliteGroupStore : IGroupStore
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatchOffsets, 1, nameof(options));
         if (_options.BusyTimeout < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), "BusyTimeout is negative");
         var timeoutSeconds = (int)Math.Ceiling(_options.BusyTimeout.TotalSeconds);
-        _writeConnectionString = new SqliteConnectionStringBuilder
+        string ConnectionString(SqliteOpenMode mode) => new SqliteConnectionStringBuilder
         {
             DataSource = _path,
-            Mode = SqliteOpenMode.ReadWriteCreate,
+            Mode = mode,
             Cache = SqliteCacheMode.Private,
             Pooling = false,
             DefaultTimeout = timeoutSeconds,
         }.ToString();
-        _readConnectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = _path,
-            Mode = SqliteOpenMode.ReadOnly,
-            Cache = SqliteCacheMode.Private,
-            Pooling = false,
-            DefaultTimeout = timeoutSeconds,
-        }.ToString();
+        _writeConnectionString = ConnectionString(SqliteOpenMode.ReadWriteCreate);
+        _readConnectionString = ConnectionString(SqliteOpenMode.ReadOnly);
     }
 
     public string ClusterId => _clusterId;

@@ -402,9 +402,8 @@ def cmd_group_consume(args):
         owned.update(ps)
         emit({"event": "assigned", "partitions": ps, "owned": sorted(owned)})
 
-    def on_revoke(consumer, partitions):
+    def release(consumer, partitions, event):
         ps = sorted(tp.partition for tp in partitions)
-        commit_pending(set(ps), attempts=5)
         for p in ps:
             processed.pop(p, None)
             committed.pop(p, None)
@@ -413,19 +412,15 @@ def cmd_group_consume(args):
             consumer.incremental_unassign(partitions)
         else:
             consumer.unassign()
-        emit({"event": "revoked", "partitions": ps, "owned": sorted(owned)})
+        emit({"event": event, "partitions": ps, "owned": sorted(owned)})
+
+    def on_revoke(consumer, partitions):
+        # A clean handover commits what was processed first; a lost partition (session expired) cannot.
+        commit_pending(set(tp.partition for tp in partitions), attempts=5)
+        release(consumer, partitions, "revoked")
 
     def on_lost(consumer, partitions):
-        ps = sorted(tp.partition for tp in partitions)
-        for p in ps:
-            processed.pop(p, None)
-            committed.pop(p, None)
-            owned.discard(p)
-        if cooperative:
-            consumer.incremental_unassign(partitions)
-        else:
-            consumer.unassign()
-        emit({"event": "lost", "partitions": ps, "owned": sorted(owned)})
+        release(consumer, partitions, "lost")
 
     c.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
     emit({"event": "subscribed"})
