@@ -9,12 +9,12 @@ ToolCommands.AddTo(root);
 
 // No response files: "@1795000000000" is a timestamp (consume --from), not a file of arguments.
 var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
-if (parse.Errors.Count > 0 && parse.Action is ParseErrorAction parseError)
+if (parse.Errors.Count > 0 && parse.Action is ParseErrorAction)
 {
-    // Usage errors: the messages and a pointer to --help (not the whole help text), exit code 2.
-    parseError.ShowHelp = false;
-    await parse.InvokeAsync();
+    // Usage errors: one line each (no .NET type names), a pointer to --help (not the whole help text), exit code 2.
     var path = string.Join(' ', parse.CommandResult.Command.Name == root.Name ? [] : CommandPath(parse.CommandResult.Command));
+    var prefix = path.Length > 0 ? $"cairn {path}: " : "cairn: ";
+    foreach (var error in parse.Errors.DistinctBy(e => e.Message)) Console.Error.WriteLine(prefix + ParseErrors.Describe(error));
     Console.Error.WriteLine($"Run 'cairn {(path.Length > 0 ? path + " " : "")}--help' for usage.");
     return ExitCodes.Usage;
 }

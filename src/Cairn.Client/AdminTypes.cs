@@ -27,6 +27,12 @@ public sealed record BrokerDescription(int NodeId, string Host, int Port, string
 
 public sealed record ClusterDescription(string? ClusterId, int ControllerId, IReadOnlyList<BrokerDescription> Brokers);
 
+/// <summary>One API as a broker offers it: its version range, and the version this client uses (-1: none both sides support).</summary>
+public sealed record ApiVersionSupport(Cairn.Protocol.ApiKey Api, short MinVersion, short MaxVersion, short UsedVersion);
+
+/// <summary>A broker's ApiVersions answer.</summary>
+public sealed record BrokerApiVersions(int NodeId, IReadOnlyList<ApiVersionSupport> Apis);
+
 /// <summary>Kafka's config resource types.</summary>
 public enum ConfigResourceType : sbyte
 {

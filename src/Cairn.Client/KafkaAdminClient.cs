@@ -95,6 +95,19 @@ public sealed class KafkaAdminClient : IAsyncDisposable
             response.Brokers.OrderBy(b => b.NodeId).Select(b => new BrokerDescription(b.NodeId, b.Host, b.Port, b.Rack)).ToList());
     }
 
+    /// <summary>
+    /// The API versions a broker supports (its ApiVersions answer) and the version this client uses for each
+    /// (-1: none in common). Like kafka-broker-api-versions.sh.
+    /// </summary>
+    public async Task<BrokerApiVersions> DescribeApiVersionsAsync(int nodeId, CancellationToken cancellationToken = default)
+    {
+        var connection = await _cluster.RetryAsync(_ => _cluster.GetConnectionAsync(nodeId, cancellationToken), cancellationToken).ConfigureAwait(false);
+        return new BrokerApiVersions(nodeId, connection.BrokerVersions
+            .OrderBy(v => v.Key)
+            .Select(v => new ApiVersionSupport(v.Key, v.Value.Min, v.Value.Max, connection.GetVersion(v.Key)))
+            .ToList());
+    }
+
     /// <summary>Every topic (internal ones, such as __consumer_offsets, only when asked), by name.</summary>
     public async Task<IReadOnlyList<TopicListing>> ListTopicsAsync(bool includeInternal = false, CancellationToken cancellationToken = default)
     {

@@ -7,6 +7,7 @@ internal static class ToolCommands
 {
     public static void AddTo(RootCommand root)
     {
+        root.Add(ClusterCommand.Create());
         root.Add(TopicsCommand.Create());
         root.Add(ProduceCommand.Create());
         root.Add(ConsumeCommand.Create());

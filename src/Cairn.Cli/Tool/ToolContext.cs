@@ -8,7 +8,8 @@ namespace Cairn.Cli.Tool;
 public enum OutputFormat { Table, Json, Text }
 
 /// <summary>
-/// Options every client command takes (<c>--bootstrap-server</c>, <c>--output</c>, <c>--timeout</c>, <c>--verbose</c>).
+/// Options every client command takes (<c>--bootstrap-server</c>, <c>-X</c>, <c>--command-config</c>, <c>--output</c>,
+/// <c>--timeout</c>, <c>--verbose</c>).
 /// They are recursive: given once on a command group (<c>topics</c>, <c>groups</c>, ...), its subcommands see them too.
 /// </summary>
 internal static class CommonOptions
@@ -21,6 +22,21 @@ internal static class CommonOptions
         HelpName = "host:port",
         Recursive = true,
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("CAIRN_BOOTSTRAP_SERVER") is { Length: > 0 } env ? env : DefaultBootstrap,
+    };
+
+    public static readonly Option<string[]> Property = new("--property", "-X")
+    {
+        Description = "A Kafka client property KEY=VALUE (repeatable), e.g. -X client.id=ops, -X request.timeout.ms=5000, -X auto.offset.reset=earliest",
+        HelpName = "key=value",
+        Recursive = true,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static readonly Option<string?> CommandConfig = new("--command-config")
+    {
+        Description = "A properties file of client properties (key=value lines, # comments); -X and explicit options override it",
+        HelpName = "file",
+        Recursive = true,
     };
 
     public static readonly Option<string?> Output = CreateOutput();
@@ -54,6 +70,8 @@ internal static class CommonOptions
     public static void AddTo(Command command)
     {
         command.Add(Bootstrap);
+        command.Add(Property);
+        command.Add(CommandConfig);
         command.Add(Output);
         command.Add(Timeout);
         command.Add(Verbose);
@@ -64,6 +82,8 @@ internal static class CommonOptions
 internal sealed class ToolContext : IAsyncDisposable
 {
     private KafkaAdminClient? _admin;
+    private readonly KafkaClientOptions _clientOptions;
+    private readonly HashSet<string> _usedProperties = new(StringComparer.Ordinal);
     private ILoggerFactory? _loggerFactory;
 
     public ToolContext(ParseResult parse, string commandPath, CancellationToken cancellationToken)
@@ -71,11 +91,28 @@ internal sealed class ToolContext : IAsyncDisposable
         Parse = parse;
         CommandPath = commandPath;
         CancellationToken = cancellationToken;
-        Bootstrap = parse.GetValue(CommonOptions.Bootstrap) ?? CommonOptions.DefaultBootstrap;
         Verbose = parse.GetValue(CommonOptions.Verbose);
-        int timeout = parse.GetValue(CommonOptions.Timeout);
-        if (timeout <= 0) throw new UsageException("--timeout must be a positive number of seconds");
-        RequestTimeout = TimeSpan.FromSeconds(timeout);
+        // Precedence: --command-config < -X < explicit options (--bootstrap-server, --timeout) < nothing given (defaults).
+        var fromFile = parse.GetValue(CommonOptions.CommandConfig) is { } file ? KafkaProperties.ReadFile(file) : [];
+        var properties = KafkaProperties.Merge(fromFile, KafkaProperties.ParseItems(parse.GetValue(CommonOptions.Property) ?? []));
+        ClientProperties = properties;
+        var options = KafkaProperties.Apply(new KafkaClientOptions
+        {
+            BootstrapServers = parse.GetValue(CommonOptions.Bootstrap) ?? CommonOptions.DefaultBootstrap,
+            ClientId = "cairn-cli",
+            RequestTimeout = TimeSpan.FromSeconds(30),
+            Retries = 3,
+        }, properties, _usedProperties);
+        if (parse.GetResult(CommonOptions.Bootstrap) is { Implicit: false }) options = options with { BootstrapServers = parse.GetValue(CommonOptions.Bootstrap)! };
+        if (parse.GetResult(CommonOptions.Timeout) is { Implicit: false } || !_usedProperties.Overlaps(["request.timeout.ms", "socket.timeout.ms"]))
+        {
+            int timeout = parse.GetValue(CommonOptions.Timeout);
+            if (timeout <= 0) throw new UsageException("--timeout must be a positive number of seconds");
+            options = options with { RequestTimeout = TimeSpan.FromSeconds(timeout) };
+        }
+        _clientOptions = options;
+        Bootstrap = options.BootstrapServers;
+        RequestTimeout = options.RequestTimeout;
         OutputRequested = parse.GetValue(CommonOptions.Output) switch
         {
             "json" => OutputFormat.Json,
@@ -103,14 +140,34 @@ internal sealed class ToolContext : IAsyncDisposable
     public T Get<T>(Option<T> option) => Parse.GetValue(option)!;
     public T Get<T>(Argument<T> argument) => Parse.GetValue(argument)!;
 
-    public KafkaClientOptions ClientOptions => new()
+    /// <summary>
+    /// The client properties given with --command-config and -X (-X wins), by the name given. Connection properties
+    /// (bootstrap.servers, client.id, request.timeout.ms, ...) are already in <see cref="ClientOptions"/>; producer and
+    /// consumer ones (acks, linger.ms, auto.offset.reset, ...) are for the commands to read with <see cref="TryGetProperty"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ClientProperties { get; }
+
+    /// <summary>
+    /// The value of the first of <paramref name="names"/> given (a Kafka name and its librdkafka alias, say
+    /// "linger.ms", "queue.buffering.max.ms"), marking it used: properties no command used are reported as ignored.
+    /// </summary>
+    public bool TryGetProperty(string name, out string value, params string[] aliases)
     {
-        BootstrapServers = Bootstrap,
-        ClientId = "cairn-cli",
-        RequestTimeout = RequestTimeout,
-        LoggerFactory = LoggerFactory,
-        Retries = 3,
-    };
+        foreach (var n in aliases.Prepend(name))
+            if (ClientProperties.TryGetValue(n, out var v))
+            {
+                _usedProperties.Add(n);
+                value = v;
+                return true;
+            }
+        value = "";
+        return false;
+    }
+
+    /// <summary>Properties given that neither the connection nor the command used.</summary>
+    public IEnumerable<string> UnusedProperties => ClientProperties.Keys.Where(k => !_usedProperties.Contains(k)).Order(StringComparer.Ordinal);
+
+    public KafkaClientOptions ClientOptions => _clientOptions with { LoggerFactory = LoggerFactory };
 
     private ILoggerFactory? LoggerFactory => !Verbose ? null : _loggerFactory ??= Microsoft.Extensions.Logging.LoggerFactory.Create(b =>
     {

@@ -7,9 +7,9 @@ namespace Cairn.Cli.Tool;
 internal static class ExitCodes
 {
     public const int Ok = 0;
-    /// <summary>The operation failed: a Kafka error, a refusal (an active group), a plan with errors, a file that cannot be read.</summary>
+    /// <summary>The operation failed: a Kafka error, a refusal (an active group), a plan with errors, a file that exists but cannot be read.</summary>
     public const int Failed = 1;
-    /// <summary>The command was called wrongly: unknown option, missing argument, conflicting options, a value that does not parse.</summary>
+    /// <summary>The command was called wrongly: unknown option, missing argument, conflicting options, a value that does not parse, a file that does not exist.</summary>
     public const int Usage = 2;
     public const int Interrupted = 130;
 }
@@ -28,7 +28,10 @@ internal static class ToolRunner
         try
         {
             context = new ToolContext(parse, path, cancellationToken);
-            return await action(context);
+            int exitCode = await action(context);
+            // Like librdkafka's "property not applicable" warning: a property this command has no use for did nothing.
+            foreach (var unused in context.UnusedProperties) Warn($"client property '{unused}' is not used by 'cairn {path}'");
+            return exitCode;
         }
         catch (Exception e) when (e is UsageException or FormatException)
         {
@@ -40,6 +43,13 @@ internal static class ToolRunner
         {
             // The client validates its options (a bootstrap list that does not parse, a bad topic name).
             Error($"cairn {path}: {StripParamName(e)}");
+            if (verbose) Error(e.ToString());
+            return ExitCodes.Usage;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // A file named on the command line that is not there: the call is wrong (exit 2), like any other usage error.
+            Error($"cairn {path}: {MissingFile(e)}");
             if (verbose) Error(e.ToString());
             return ExitCodes.Usage;
         }
@@ -84,6 +94,13 @@ internal static class ToolRunner
     public static void Error(string message) => Console.Error.WriteLine(message);
 
     public static void Warn(string message) => Console.Error.WriteLine("warning: " + message);
+
+    private static string MissingFile(Exception e)
+    {
+        var file = e is FileNotFoundException { FileName: { } name } ? name
+            : System.Text.RegularExpressions.Regex.Match(e.Message, "'(?<path>[^']+)'") is { Success: true } m ? m.Groups["path"].Value : null;
+        return file is null ? e.Message : $"no such file '{file}'";
+    }
 
     private static string StripParamName(ArgumentException e) =>
         e.ParamName is { } p && e.Message.EndsWith($" (Parameter '{p}')", StringComparison.Ordinal) ? e.Message[..^($" (Parameter '{p}')".Length)] : e.Message;

@@ -91,8 +91,13 @@ internal sealed class BrokerConnection : IAsyncDisposable
         {
             socket.Dispose();
             cancellationToken.ThrowIfCancellationRequested();
-            throw new KafkaException(ErrorCode.NetworkException,
-                e is OperationCanceledException ? $"connecting to {host}:{port} timed out after {requestTimeout.TotalMilliseconds:0} ms" : $"cannot connect to {host}:{port}: {e.Message}", e);
+            var endpoint = host.Contains(':') ? $"[{host}]:{port}" : $"{host}:{port}";
+            throw new KafkaException(ErrorCode.NetworkException, e switch
+            {
+                OperationCanceledException => $"connecting to {endpoint} timed out after {requestTimeout.TotalMilliseconds:0} ms",
+                SocketException { SocketErrorCode: SocketError.ConnectionRefused } => $"cannot connect to {endpoint}: connection refused",
+                _ => $"cannot connect to {endpoint}: {e.Message}",
+            }, e);
         }
         socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
         var connection = new BrokerConnection(socket, nodeId, host, port, clientId, requestTimeout, logger);
@@ -223,7 +228,7 @@ internal sealed class BrokerConnection : IAsyncDisposable
             {
                 await _input.ReadExactlyAsync(sizeBuffer, token).ConfigureAwait(false);
                 int size = BinaryPrimitives.ReadInt32BigEndian(sizeBuffer);
-                if (size < 4 || size > MaxResponseBytes) throw new InvalidDataException($"response frame of {size} bytes from {EndPoint}");
+                if (size < 4 || size > MaxResponseBytes) throw NotKafka(size);
                 // A fresh array per response: decoded messages (records, keys, values) are slices of it.
                 var frame = GC.AllocateUninitializedArray<byte>(size);
                 await _input.ReadExactlyAsync(frame, token).ConfigureAwait(false);
@@ -247,9 +252,20 @@ internal sealed class BrokerConnection : IAsyncDisposable
                 _ when closing => "closed",
                 _ => e.Message,
             };
-            Fail(new KafkaException(ErrorCode.NetworkException, $"connection to {EndPoint} {reason}", closing ? null : e));
+            // A peer that is not a Kafka broker fails every request with that diagnosis, not as a lost connection.
+            Fail(e is KafkaException { Error: ErrorCode.UnknownServerError } notKafka && !closing ? notKafka
+                : new KafkaException(ErrorCode.NetworkException, $"connection to {EndPoint} {reason}", closing ? null : e));
         }
     }
+
+    /// <summary>
+    /// The error for a response size no Kafka broker sends: most often the address is some other service's, such as
+    /// Cairn's admin HTTP port, which answers a Kafka request with "HTTP/1.1 400" (the size 0x48545450 is "HTTP").
+    /// Not retriable: asking the same address again gets the same answer.
+    /// </summary>
+    private KafkaException NotKafka(int size) => new(ErrorCode.UnknownServerError, size == 0x48545450
+        ? $"{EndPoint} answered like HTTP; is this the admin port?"
+        : $"{EndPoint} did not answer like a Kafka broker (its response announced {size} bytes)");
 
     /// <summary>Marks the connection failed, closes the socket and fails every request waiting for an answer.</summary>
     public void Fail(Exception reason)

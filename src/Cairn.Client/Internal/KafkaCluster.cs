@@ -168,6 +168,8 @@ internal sealed class KafkaCluster : IAsyncDisposable
         }
         // Keep the cause's code when every broker failed the same way (all timed out, say).
         var code = errors.Count > 0 && errors.All(e => e.Error == errors[0].Error) ? errors[0].Error : ErrorCode.NetworkException;
+        // One address tried: its own error says it all ("cannot connect to HOST:PORT: connection refused").
+        if (errors.Count == 1) throw new KafkaException(code, errors[0].Message, errors[0]);
         throw new KafkaException(code, "no broker is reachable: " + string.Join("; ", errors.Select(e => e.Message)), errors.FirstOrDefault());
     }
 
