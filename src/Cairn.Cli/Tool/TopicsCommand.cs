@@ -5,28 +5,33 @@ using Cairn.Protocol;
 
 namespace Cairn.Cli.Tool;
 
-/// <summary><c>cairn topics list | describe | create | delete | alter</c>.</summary>
+/// <summary><c>cairn topics list | describe | create | alter | delete | trim | offsets</c>.</summary>
 internal static class TopicsCommand
 {
     public static Command Create()
     {
-        var topics = new Command("topics", "List, describe, create, alter and delete topics");
+        var topics = new Command("topics", "List, describe, create, alter and delete topics; trim their records; look up offsets");
         CommonOptions.AddTo(topics);
         topics.Add(List());
         topics.Add(Describe());
         topics.Add(CreateTopic());
         topics.Add(Alter());
         topics.Add(Delete());
+        topics.Add(TopicRecords.Trim());
+        topics.Add(TopicRecords.Offsets());
         return topics;
     }
 
     private static Command List()
     {
         var internalTopics = new Option<bool>("--internal") { Description = "Include internal topics (__consumer_offsets, ...)" };
-        var command = new Command("list", "List topics with their partition counts") { internalTopics };
+        var pattern = TopicPattern.CreateOption("Only topics whose whole name matches this regular expression");
+        var command = new Command("list", "List topics with their partition counts") { internalTopics, pattern };
         command.SetToolAction("topics list", async ctx =>
         {
-            var listed = await ctx.ProgressAsync("Listing topics", () => ctx.Admin.ListTopicsAsync(ctx.Get(internalTopics), ctx.CancellationToken));
+            var regex = TopicPattern.Compile(ctx.Get(pattern));
+            var listed = (await ctx.ProgressAsync("Listing topics", () => ctx.Admin.ListTopicsAsync(ctx.Get(internalTopics), ctx.CancellationToken)))
+                .Where(t => regex is null || regex.IsMatch(t.Name)).ToList();
             if (ctx.Json)
             {
                 Terminal.WriteJson(new JsonObject
@@ -57,25 +62,27 @@ internal static class TopicsCommand
 
     private static Command Describe()
     {
-        var names = new Argument<string[]>("topic") { Description = "Topics to describe", Arity = ArgumentArity.OneOrMore };
+        var names = new Argument<string[]>("topic") { Description = "Topics to describe (none: every topic, or those --pattern matches)", Arity = ArgumentArity.ZeroOrMore };
         var allConfigs = new Option<bool>("--all-configs") { Description = "Show every config, not only the topic's overrides" };
-        var command = new Command("describe", "Partitions (leader, replicas, log start and end offsets, size on disk) and configs of topics") { names, allConfigs };
+        var internalTopics = new Option<bool>("--internal") { Description = "With no topic named: include internal topics (__consumer_offsets, ...)" };
+        var pattern = TopicPattern.CreateOption("Also describe the topics whose whole name matches this regular expression");
+        var command = new Command("describe", "Partitions (leader, replicas, log start and end offsets, size on disk) and configs of topics") { names, allConfigs, internalTopics, pattern };
         command.SetToolAction("topics describe", async ctx =>
         {
-            var wanted = ctx.Get(names).Distinct(StringComparer.Ordinal).ToList();
-            var (described, configs, sizes, brokers) = await ctx.ProgressAsync("Describing topics", async status =>
+            var named = ctx.Get(names) ?? [];
+            var regex = TopicPattern.Compile(ctx.Get(pattern));
+            var (described, configs, sizes) = await ctx.ProgressAsync("Describing topics", async status =>
             {
-                var existing = (await ctx.Admin.ListTopicsAsync(true, ctx.CancellationToken)).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-                var missing = wanted.Where(n => !existing.Contains(n)).ToList();
-                if (missing.Count > 0)
-                    throw new ToolException(missing.Count == 1 ? $"topic '{missing[0]}' does not exist" : $"topics {string.Join(", ", missing.Select(m => $"'{m}'"))} do not exist");
+                var listed = await ctx.Admin.ListTopicsAsync(true, ctx.CancellationToken);
+                var wanted = TopicPattern.Select(listed, named, regex, ctx.Get(internalTopics));
+                if (wanted.Count == 0)
+                    return (new List<TopicDescription>(), new Dictionary<ConfigResource, IReadOnlyList<ConfigEntry>>(), new Dictionary<TopicPartition, long>());
                 var d = await ctx.Admin.DescribeTopicsAsync(wanted, includeOffsets: true, ctx.CancellationToken);
                 status("Reading configs");
                 var c = await ctx.Admin.DescribeConfigsAsync(wanted.Select(ConfigResource.Topic), cancellationToken: ctx.CancellationToken);
                 status("Reading partition sizes");
-                var cluster = await ctx.Admin.DescribeClusterAsync(ctx.CancellationToken);
                 var s = await ctx.Admin.DescribePartitionSizesAsync(d, ctx.CancellationToken);
-                return (d, c, s, cluster.Brokers);
+                return (d.ToList(), c.ToDictionary(), s.ToDictionary());
             });
 
             IEnumerable<ConfigEntry> Shown(string topic) => configs[ConfigResource.Topic(topic)]
@@ -112,9 +119,11 @@ internal static class TopicsCommand
                 return 0;
             }
 
+            if (described.Count == 0) ctx.Out.Note("(no topics)");
             foreach (var t in described)
             {
-                ctx.Out.Line($"Topic: {t.Name}  id: {t.TopicId}  partitions: {t.Partitions.Count}{(t.IsInternal ? "  (internal)" : "")}");
+                ctx.Out.Line($"Topic: {t.Name}  partitions: {t.Partitions.Count}{(t.IsInternal ? "  (internal)" : "")}");
+                ctx.Out.Line($"  id: {t.TopicId}");
                 var table = Terminal.NewTable("PARTITION", "LEADER", "REPLICAS", "ISR", "LOG START", "LOG END", "RECORDS", "SIZE");
                 foreach (var p in t.Partitions)
                 {
@@ -148,7 +157,8 @@ internal static class TopicsCommand
         var replication = new Option<short>("--replication-factor", "-r") { Description = "Replicas per partition (default: the broker's default)", DefaultValueFactory = _ => -1 };
         var config = new Option<string[]>("--config", "-c") { Description = "A topic config KEY=VALUE (repeatable), e.g. retention.ms=3600000", AllowMultipleArgumentsPerToken = false };
         var ifNotExists = new Option<bool>("--if-not-exists") { Description = "Succeed when the topic already exists" };
-        var command = new Command("create", "Create a topic") { name, partitions, replication, config, ifNotExists };
+        var validateOnly = new Option<bool>("--validate-only") { Description = "Only ask the broker whether the topic could be created (nothing is created)" };
+        var command = new Command("create", "Create a topic") { name, partitions, replication, config, ifNotExists, validateOnly };
         command.SetToolAction("topics create", async ctx =>
         {
             var topic = ctx.Get(name);
@@ -160,13 +170,26 @@ internal static class TopicsCommand
             CreatedTopic created;
             try
             {
-                created = await ctx.ProgressAsync($"Creating {topic}", () => ctx.Admin.CreateTopicAsync(topic, n, r, configs.Count > 0 ? configs : null, ctx.CancellationToken));
+                var request = new NewTopic(topic, n, r) { Configs = configs.Count > 0 ? configs : null };
+                created = (await ctx.ProgressAsync(ctx.Get(validateOnly) ? $"Validating {topic}" : $"Creating {topic}",
+                    () => ctx.Admin.CreateTopicsAsync([request], ctx.Get(validateOnly), ctx.CancellationToken)))[0];
             }
             catch (KafkaException e) when (e.Error == ErrorCode.TopicAlreadyExists)
             {
                 if (!ctx.Get(ifNotExists)) throw new ToolException($"topic '{topic}' already exists");
                 if (ctx.Json) Terminal.WriteJson(new JsonObject { ["name"] = topic, ["created"] = false });
                 else ctx.Out.Line($"Topic {topic} already exists.");
+                return 0;
+            }
+            if (ctx.Get(validateOnly))
+            {
+                if (ctx.Json)
+                    Terminal.WriteJson(new JsonObject
+                    {
+                        ["name"] = created.Name, ["created"] = false, ["valid"] = true,
+                        ["partitions"] = created.NumPartitions, ["replicationFactor"] = created.ReplicationFactor,
+                    });
+                else ctx.Out.Line($"Topic {created.Name} can be created ({Count(created.NumPartitions, "partition(s)")}, replication factor {Count(created.ReplicationFactor, "")}); nothing was created (--validate-only).");
                 return 0;
             }
             if (ctx.Json)
@@ -180,6 +203,9 @@ internal static class TopicsCommand
         });
         return command;
     }
+
+    /// <summary>"3 partition(s)", or "the broker's default" number for -1 (a broker older than CreateTopics v5 does not tell).</summary>
+    private static string Count(int n, string unit) => n >= 0 ? $"{n}{(unit.Length > 0 ? " " + unit : "")}" : $"the broker's default{(unit.Length > 0 ? " " + unit : "")}";
 
     private static Command Alter()
     {
@@ -230,24 +256,27 @@ internal static class TopicsCommand
 
     private static Command Delete()
     {
-        var names = new Argument<string[]>("topic") { Description = "Topics to delete", Arity = ArgumentArity.OneOrMore };
-        var ifExists = new Option<bool>("--if-exists") { Description = "Succeed when a topic does not exist" };
-        var command = new Command("delete", "Delete topics and their records") { names, ifExists };
+        var names = new Argument<string[]>("topic") { Description = "Topics to delete", Arity = ArgumentArity.ZeroOrMore };
+        var ifExists = new Option<bool>("--if-exists") { Description = "Succeed when a topic does not exist (or --pattern matches none)" };
+        var pattern = TopicPattern.CreateOption("Also delete the topics whose whole name matches this regular expression (never internal topics)");
+        var dryRun = new Option<bool>("--dry-run") { Description = "Only list the topics that would be deleted" };
+        var command = new Command("delete", "Delete topics and their records") { names, ifExists, pattern, dryRun };
         command.SetToolAction("topics delete", async ctx =>
         {
-            var wanted = ctx.Get(names).Distinct(StringComparer.Ordinal).ToList();
+            var named = ctx.Get(names) ?? [];
+            var regex = TopicPattern.Compile(ctx.Get(pattern));
+            if (named.Length == 0 && regex is null) throw new UsageException("name the topics to delete, or give --pattern REGEX");
+            bool dry = ctx.Get(dryRun);
             var deleted = await ctx.ProgressAsync("Deleting topics", async () =>
             {
-                var existing = (await ctx.Admin.ListTopicsAsync(true, ctx.CancellationToken)).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-                var missing = wanted.Where(n => !existing.Contains(n)).ToList();
-                if (missing.Count > 0 && !ctx.Get(ifExists))
-                    throw new ToolException(missing.Count == 1 ? $"topic '{missing[0]}' does not exist" : $"topics {string.Join(", ", missing.Select(m => $"'{m}'"))} do not exist");
-                var present = wanted.Where(existing.Contains).ToList();
-                await ctx.Admin.DeleteTopicsAsync(present, ctx.CancellationToken);
+                var listed = await ctx.Admin.ListTopicsAsync(true, ctx.CancellationToken);
+                var present = TopicPattern.Select(listed, named, regex, includeInternal: false, ignoreMissing: ctx.Get(ifExists));
+                if (!dry) await ctx.Admin.DeleteTopicsAsync(present, ctx.CancellationToken);
                 return present;
             });
-            if (ctx.Json) Terminal.WriteJson(new JsonObject { ["deleted"] = new JsonArray(deleted.Select(d => (JsonNode)d).ToArray()) });
+            if (ctx.Json) Terminal.WriteJson(new JsonObject { [dry ? "wouldDelete" : "deleted"] = new JsonArray(deleted.Select(d => (JsonNode)d).ToArray()) });
             else if (deleted.Count == 0) ctx.Out.Line("Nothing deleted.");
+            else if (dry) ctx.Out.Line($"Would delete topic{(deleted.Count == 1 ? "" : "s")} {string.Join(", ", deleted)} (--dry-run: nothing deleted).");
             else ctx.Out.Line($"Deleted topic{(deleted.Count == 1 ? "" : "s")} {string.Join(", ", deleted)}.");
             return 0;
         });
