@@ -50,9 +50,7 @@ internal static class TopicRecords
                 });
                 return 0;
             }
-            var table = Terminal.NewTable("TOPIC", "PARTITION", "LOG START");
-            foreach (var (tp, start) in sorted) table.AddTextRow(tp.Topic, Terminal.Int(tp.Partition), Terminal.Int(start));
-            ctx.Out.Write(table);
+            WriteByPartition(ctx, ["LOG START"], sorted.Select(p => (p.Key, new[] { Terminal.Int(p.Value) })));
             return 0;
         });
         return command;
@@ -100,15 +98,41 @@ internal static class TopicRecords
                 foreach (var (tp, r) in sorted) Console.Out.WriteLine($"{tp.Topic}:{tp.Partition}:{(r.Offset >= 0 ? Terminal.Int(r.Offset) : "")}");
                 return 0;
             }
-            var table = Terminal.NewTable("TOPIC", "PARTITION", "OFFSET", "TIMESTAMP");
-            foreach (var (tp, r) in sorted)
-                table.AddTextRow(tp.Topic, Terminal.Int(tp.Partition), r.Offset >= 0 ? Terminal.Int(r.Offset) : "-",
-                    r.Timestamp?.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "-");
-            ctx.Out.Write(table);
+            // Local time to the second, to fit 80 columns; --output json has the exact instant.
+            WriteByPartition(ctx, ["OFFSET", "TIMESTAMP"], sorted.Select(p => (p.Key, new[]
+            {
+                p.Value.Offset >= 0 ? Terminal.Int(p.Value.Offset) : "-",
+                p.Value.Timestamp?.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "-",
+            })));
             if (sorted.Any(p => p.Value.Offset < 0)) ctx.Out.Note("-: no record at or after that time.");
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// One row per partition: a TOPIC and a PARTITION column before <paramref name="headers"/>, or, when long topic
+    /// names would not leave the table room on the terminal, a "Topic: NAME" line and a table per topic.
+    /// </summary>
+    private static void WriteByPartition(ToolContext ctx, string[] headers, IEnumerable<(TopicPartition Partition, string[] Cells)> rows)
+    {
+        var list = rows.ToList();
+        var widths = headers.Select((h, i) => Math.Max(h.Length, list.Select(r => r.Cells[i].Length).DefaultIfEmpty(0).Max())).ToList();
+        int topicWidth = Math.Max("TOPIC".Length, list.Select(r => r.Partition.Topic.Length).DefaultIfEmpty(0).Max());
+        if (TopicsCommand.FitsWidth(ctx.Out, [topicWidth, "PARTITION".Length, .. widths]))
+        {
+            var table = Terminal.NewTable(["TOPIC", "PARTITION", .. headers]);
+            foreach (var (tp, cells) in list) table.AddTextRow([tp.Topic, Terminal.Int(tp.Partition), .. cells]);
+            ctx.Out.Write(table);
+            return;
+        }
+        foreach (var topic in list.GroupBy(r => r.Partition.Topic))
+        {
+            ctx.Out.Line($"Topic: {topic.Key}");
+            var table = Terminal.NewTable(["PARTITION", .. headers]);
+            foreach (var (tp, cells) in topic) table.AddTextRow([Terminal.Int(tp.Partition), .. cells]);
+            ctx.Out.Write(table);
+        }
     }
 
     private static long ParseBefore(string value)

@@ -51,8 +51,15 @@ internal static class TopicsCommand
                 foreach (var t in listed) Console.Out.WriteLine(t.Name);
                 return 0;
             }
-            var table = Terminal.NewTable("TOPIC", "PARTITIONS", "TOPIC ID");
-            foreach (var t in listed) table.AddTextRow(t.Name + (t.IsInternal ? " (internal)" : ""), Terminal.Int(t.PartitionCount), t.TopicId.ToString());
+            // Topic ids (36 characters) only when they fit beside the names: a wrapped table is harder to read than none.
+            var names = listed.Select(t => t.Name + (t.IsInternal ? " (internal)" : "")).ToList();
+            bool ids = FitsWidth(ctx.Out, Math.Max(5, names.Select(n => n.Length).DefaultIfEmpty(0).Max()), "PARTITIONS".Length, 36);
+            var table = ids ? Terminal.NewTable("TOPIC", "PARTITIONS", "TOPIC ID") : Terminal.NewTable("TOPIC", "PARTITIONS");
+            for (int i = 0; i < listed.Count; i++)
+            {
+                if (ids) table.AddTextRow(names[i], Terminal.Int(listed[i].PartitionCount), listed[i].TopicId.ToString());
+                else table.AddTextRow(names[i], Terminal.Int(listed[i].PartitionCount));
+            }
             ctx.Out.Write(table);
             if (listed.Count == 0) ctx.Out.Note("(no topics)");
             return 0;
@@ -137,7 +144,8 @@ internal static class TopicsCommand
                 if (shown.Count > 0)
                 {
                     var configTable = Terminal.NewTable("CONFIG", "VALUE", "SOURCE");
-                    foreach (var e in shown) configTable.AddTextRow(e.Name, e.IsSensitive ? "(sensitive)" : e.Value ?? "(null)", e.Source.ToString());
+                    configTable.Columns[1].NoWrap = false; // a long value (a list) wraps; names and sources stay whole
+                    foreach (var e in shown) configTable.AddTextRow(e.Name, e.IsSensitive ? "(sensitive)" : e.Value ?? "(null)", SourceName(e.Source));
                     ctx.Out.Write(configTable);
                 }
                 else ctx.Out.Note("No config overrides (--all-configs shows the defaults).");
@@ -203,6 +211,24 @@ internal static class TopicsCommand
         });
         return command;
     }
+
+    /// <summary>
+    /// Whether a table whose columns hold at most these many characters fits the console's width unwrapped (each
+    /// column takes 3 more for its border and padding, the table 1).
+    /// </summary>
+    internal static bool FitsWidth(Spectre.Console.IAnsiConsole console, params int[] widths) => widths.Sum() + 3 * widths.Length + 1 <= console.Profile.Width;
+
+    /// <summary>Where a config value comes from, in few words (the enum names run to 26 characters).</summary>
+    private static string SourceName(ConfigSource source) => source switch
+    {
+        ConfigSource.TopicConfig => "topic",
+        ConfigSource.DefaultConfig => "default",
+        ConfigSource.StaticBrokerConfig => "broker",
+        ConfigSource.DynamicBrokerConfig => "broker (dynamic)",
+        ConfigSource.DynamicDefaultBrokerConfig => "cluster (dynamic)",
+        ConfigSource.GroupConfig => "group",
+        _ => source.ToString(),
+    };
 
     /// <summary>"3 partition(s)", or "the broker's default" number for -1 (a broker older than CreateTopics v5 does not tell).</summary>
     private static string Count(int n, string unit) => n >= 0 ? $"{n}{(unit.Length > 0 ? " " + unit : "")}" : $"the broker's default{(unit.Length > 0 ? " " + unit : "")}";

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Cairn.Interop.Tests.Clients;
 using Cairn.Interop.Tests.Infrastructure;
 
@@ -116,5 +117,42 @@ public sealed class CliTopicRecordsTests(CliBrokerFixture fixture)
         Assert.Contains("nothing was created", (await Cli.OkAsync("topics", "create", topic, "--validate-only")).Stdout);
         await Cli.CreateTopicAsync(topic, 1);
         CairnCli.AssertFails(await Cli.RunAsync("topics", "create", topic, "--validate-only"), 1, "already exists");
+    });
+
+    /// <summary>Runs `cairn ARGS` on a pseudo-terminal 80 columns wide (util-linux `script`), as a person would see it.</summary>
+    private async Task<List<string>> OnTerminalAsync(params string[] args)
+    {
+        static string Quote(string a) => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+        var command = string.Join(' ', new[] { Paths.DotnetHost, Paths.CairnDll }.Concat(args).Concat(["--bootstrap-server", fixture.Bootstrap]).Select(Quote));
+        var r = await ChildProcess.RunAsync("script", ["-qec", $"stty cols 80 rows 60; {command}", "/dev/null"], TimeSpan.FromSeconds(60), stdin: []);
+        Assert.True(r.ExitCode == 0, r.Describe());
+        // The table rows (spinner frames and colours stripped).
+        return Regex.Replace(r.Stdout, @"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "").Split('\n')
+            .Select(l => l.Split('\r', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "")
+            .Where(l => l.IndexOfAny(['│', '╭', '├', '╰']) >= 0).Select(l => l.Trim()).ToList();
+    }
+
+    [Fact]
+    public Task Tables_fit_80_columns_without_splitting_words() => fixture.Broker.WithBrokerLogAsync(async () =>
+    {
+        var topic = Topics.Unique("cli-width-with-a-longer-topic-name");
+        await Cli.CreateTopicAsync(topic, 2);
+        await KcatCheck.ProduceAsync(fixture.Bootstrap, topic, 0, ["a"]);
+        string[][] commands =
+        [
+            ["cluster", "info"], ["topics", "list"], ["topics", "describe", topic, "--all-configs"], ["topics", "offsets", topic, "--time", "-2"],
+            ["topics", "offsets", topic, "--time", "2000-01-01T00:00:00Z"], ["topics", "trim", topic, "--before", "0"],
+        ];
+        foreach (var command in commands)
+        {
+            var rows = await OnTerminalAsync(command);
+            var what = $"cairn {string.Join(' ', command)}:\n{string.Join('\n', rows)}";
+            Assert.True(rows.Count >= 3, what);
+            Assert.All(rows, row => Assert.True(row.Length <= 80, $"{row.Length} columns: {what}"));
+            // No cell is continued on a second line: every row with a border starts a new record, none is all blank but one cell.
+            var cells = rows.Where(r => r.StartsWith('│')).Select(r => r.Trim('│').Split('│').Select(c => c.Trim()).ToList()).ToList();
+            Assert.All(cells, c => Assert.True(c.Count(x => x.Length > 0) >= Math.Min(2, c.Count), $"a wrapped cell: {what}"));
+            Assert.Contains(rows, r => r.Contains(command[0] == "cluster" ? "Produce" : command[1] == "describe" ? "retention.ms" : "PARTITION", StringComparison.Ordinal));
+        }
     });
 }
