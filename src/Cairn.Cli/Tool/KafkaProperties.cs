@@ -66,18 +66,9 @@ internal static class KafkaProperties
         return result;
     }
 
-    /// <summary>Parses <c>-X key=value</c> items.</summary>
-    public static List<KeyValuePair<string, string>> ParseItems(IEnumerable<string> items)
-    {
-        var result = new List<KeyValuePair<string, string>>();
-        foreach (var item in items)
-        {
-            int eq = item.IndexOf('=');
-            if (eq <= 0) throw new UsageException($"-X expects key=value, got '{item}'");
-            result.Add(new(item[..eq].Trim(), item[(eq + 1)..]));
-        }
-        return result;
-    }
+    /// <summary>Parses <c>-X key=value</c> items (a value may hold '=': "sasl.jaas.config=... password=x").</summary>
+    public static List<KeyValuePair<string, string>> ParseItems(IEnumerable<string> items) =>
+        KeyValues.Parse(items, "-X").Select(kv => KeyValuePair.Create(kv.Key.Trim(), kv.Value)).ToList();
 
     /// <summary>Merges the file's and -X's properties (later wins) and refuses unknown names.</summary>
     public static Dictionary<string, string> Merge(IEnumerable<KeyValuePair<string, string>> fromFile, IEnumerable<KeyValuePair<string, string>> fromFlags)
