@@ -127,4 +127,22 @@ public sealed class CliConnectionTests(CliBrokerFixture fixture)
         Assert.Contains(text, l => l.StartsWith("\tProduce(0): 0 to ", StringComparison.Ordinal) && l.Contains("[usable: ", StringComparison.Ordinal));
         Assert.Equal(")", text[^1]);
     });
+
+    [Fact]
+    public async Task New_commands_and_common_options_have_help()
+    {
+        foreach (var h in new[] { new[] { "cluster" }, ["cluster", "info"], ["topics", "trim"], ["topics", "offsets"], ["topics", "describe"], ["produce"], ["groups", "list"] })
+        {
+            var r = await Cli.RunAsync([.. h, "--help"], withBootstrap: false);
+            Assert.True(r.ExitCode == 0 && r.Stdout.Contains("Usage:", StringComparison.Ordinal), $"--help of '{string.Join(' ', h)}'. {r.Describe()}");
+            if (h is not ["cluster"])
+            {
+                Assert.Contains("-X, --property", r.Stdout);
+                Assert.Contains("--command-config", r.Stdout);
+            }
+        }
+        Assert.Contains("--pattern", (await Cli.RunAsync(["topics", "delete", "--help"], withBootstrap: false)).Stdout);
+        Assert.Contains("--validate-only", (await Cli.RunAsync(["topics", "create", "--help"], withBootstrap: false)).Stdout);
+        Assert.Contains("local time", (await Cli.RunAsync(["topics", "offsets", "--help"], withBootstrap: false)).Stdout);
+    }
 }
