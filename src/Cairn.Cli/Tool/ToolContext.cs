@@ -92,7 +92,8 @@ internal sealed class ToolContext : IAsyncDisposable
         CommandPath = commandPath;
         CancellationToken = cancellationToken;
         Verbose = parse.GetValue(CommonOptions.Verbose);
-        // Precedence: --command-config < -X < explicit options (--bootstrap-server, --timeout) < nothing given (defaults).
+        // Precedence, lowest first: the defaults ($CAIRN_BOOTSTRAP_SERVER, 30 s), --command-config, -X, then
+        // --bootstrap-server and --timeout when given on the command line (Kafka's tools: flags beat the properties file).
         var fromFile = parse.GetValue(CommonOptions.CommandConfig) is { } file ? KafkaProperties.ReadFile(file) : [];
         var properties = KafkaProperties.Merge(fromFile, KafkaProperties.ParseItems(parse.GetValue(CommonOptions.Property) ?? []));
         ClientProperties = properties;
@@ -148,8 +149,8 @@ internal sealed class ToolContext : IAsyncDisposable
     public IReadOnlyDictionary<string, string> ClientProperties { get; }
 
     /// <summary>
-    /// The value of the first of <paramref name="names"/> given (a Kafka name and its librdkafka alias, say
-    /// "linger.ms", "queue.buffering.max.ms"), marking it used: properties no command used are reported as ignored.
+    /// The value of <paramref name="name"/>, or else of the first of its <paramref name="aliases"/> given (librdkafka's
+    /// names: "linger.ms" and "queue.buffering.max.ms"), marking it used: properties no command used are reported as ignored.
     /// </summary>
     public bool TryGetProperty(string name, out string value, params string[] aliases)
     {
