@@ -116,7 +116,7 @@ internal static class ConsumeCommand
             var valueEncoding = RecordFormat.ParseEncoding(ctx.Get(valueFormat), "--value-format");
             var recordFormat = RecordFormat.Parse(ctx.Get(format) ?? "%v\\n", keyEncoding, valueEncoding);
             var named = (ctx.Get(topics) ?? []).Where(t => !t.StartsWith('^')).ToList();
-            var patterns = (ctx.Get(topics) ?? []).Where(t => t.StartsWith('^')).Select(t => (Text: t, Option: "topic")).ToList();
+            var patterns = (ctx.Get(topics) ?? []).Where(t => t.StartsWith('^')).Select(t => (Text: t, Option: "topic pattern")).ToList();
             if (ctx.Get(pattern) is { } p) patterns.Add((p, "--pattern"));
             if (named.Count == 0 && patterns.Count == 0) throw new UsageException("name a topic to read, or give --pattern");
             var regexes = patterns.Select(x => TopicPattern(x.Text, x.Option)).ToList();
@@ -130,7 +130,7 @@ internal static class ConsumeCommand
                 .OrderBy(t => t.Name, StringComparer.Ordinal)
                 .ToList();
             if (selected.Count == 0)
-                throw new ToolException($"no topic matches {string.Join(" or ", patterns.Select(x => x.Option == "topic" ? $"'{x.Text}'" : $"--pattern '{x.Text}'"))}");
+                throw new ToolException($"no topic matches {string.Join(" or ", patterns.Select(x => x.Option == "topic pattern" ? $"'{x.Text}'" : $"--pattern '{x.Text}'"))}");
             var assignment = new List<TopicPartition>();
             foreach (var info in selected)
             {
@@ -139,7 +139,7 @@ internal static class ConsumeCommand
                     if (wp < 0 || wp >= info.PartitionCount) throw new ToolException($"topic '{info.Name}' has {info.PartitionCount} partition(s); there is no partition {wp}");
                 assignment.AddRange(wanted.Select(x => new TopicPartition(info.Name, x)));
             }
-            var topicList = string.Join(", ", selected.Select(t => t.Name));
+            var topicList = selected.Count <= 5 ? string.Join(", ", selected.Select(t => t.Name)) : $"{selected.Count} topics";
 
             IReadOnlyDictionary<TopicPartition, OffsetAndMetadata> committed = new Dictionary<TopicPartition, OffsetAndMetadata>();
             if (groupId is not null)

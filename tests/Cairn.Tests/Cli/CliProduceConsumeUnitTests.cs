@@ -38,7 +38,7 @@ public sealed class CliProduceConsumeUnitTests
         var parse = Parse(args);
         Assert.Empty(parse.Errors);
         Assert.Equal(expected, parse.GetValue<string?>("--key-separator"));
-        Assert.Equal(["source=cli"], parse.GetValue<string[]>("--header"));
+        Assert.Equal(["source=cli"], parse.GetValue<string[]>("--header") ?? []);
         Assert.Equal("zstd", parse.GetValue<string>("--compression"));
         Assert.Equal("orders", parse.GetValue<string>("topic"));
     }
