@@ -7,6 +7,8 @@ var root = new RootCommand("Cairn: a Kafka-compatible streaming broker and offse
 root.Add(ServeCommand.Create());
 ToolCommands.AddTo(root);
 
+// kcat-style glued short options (-K: is the key separator ':'); see GluedShortOptions.
+args = GluedShortOptions.Rewrite(root, args);
 // No response files: "@1795000000000" is a timestamp (consume --from), not a file of arguments.
 var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
 if (parse.Errors.Count > 0 && parse.Action is ParseErrorAction)

@@ -3,13 +3,14 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Cairn.Client;
 using Cairn.Offsets;
 using Cairn.Protocol;
 
 namespace Cairn.Cli.Tool;
 
-/// <summary><c>cairn consume TOPIC</c>: print records, kcat style.</summary>
+/// <summary><c>cairn consume TOPIC...</c>: print records, kcat style.</summary>
 internal static class ConsumeCommand
 {
     /// <summary>Where to start: an Offset for the consumer, or N records before the end.</summary>
@@ -18,19 +19,75 @@ internal static class ConsumeCommand
         public override string ToString() => BeforeEnd is { } n ? $"{n} before the end" : Offset!.Value.ToString();
     }
 
+    /// <summary>Where each partition stops (--until): before offset N, or at the first record at or after a time.</summary>
+    internal sealed record UntilSpec(long? Offset, DateTimeOffset? Time)
+    {
+        public static UntilSpec? Parse(string? text)
+        {
+            var t = text?.Trim();
+            if (string.IsNullOrEmpty(t)) return null;
+            if (t.All(char.IsAsciiDigit))
+                return long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var offset)
+                    ? new UntilSpec(offset, null)
+                    : throw new UsageException($"--until: offset {t} is out of range");
+            try
+            {
+                return new UntilSpec(null, CliValues.ParseTimestamp(t, "--until"));
+            }
+            catch (UsageException)
+            {
+                throw new UsageException($"--until: '{t}' is not an offset, an ISO-8601 date-time (2026-11-20T10:00:00Z) or @MS (milliseconds since the epoch)");
+            }
+        }
+
+        /// <summary>True when <paramref name="r"/> is past the stop: it is not printed and its partition is done.</summary>
+        public bool IsBeyond(ConsumeResult r) => r.Offset >= Offset || r.Timestamp >= Time;
+
+        /// <summary>True when nothing after <paramref name="r"/> (printed) can be before the stop.</summary>
+        public bool EndsAfter(ConsumeResult r) => r.Offset + 1 >= Offset;
+
+        /// <summary>
+        /// True when a partition whose end is <paramref name="logEnd"/> is done: the offset is reached, or the time is
+        /// past, so records still to come (stamped now) would be after it.
+        /// </summary>
+        public bool DoneAtEnd(long logEnd, DateTimeOffset now) => logEnd >= Offset || Time <= now;
+    }
+
     public static Command Create()
     {
-        var topic = new Argument<string>("topic") { Description = "The topic to read" };
+        var topics = new Argument<string[]>("topic")
+        {
+            Description = "The topics to read (one or more; a name starting with ^ is a regular expression, as with --pattern)",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var pattern = new Option<string?>("--pattern")
+        {
+            Description = "Also read every topic whose whole name matches this regular expression (resolved at start; internal topics only when named)",
+            HelpName = "regex",
+        };
         var from = new Option<string?>("--from", "-o")
         {
             Description = "Where to start: earliest (default), latest, an offset N, -N (N records before the end), an ISO-8601 date-time " +
                           "(2026-11-20T10:00:00Z) or @MS / s@MS (a timestamp in ms). With --group it applies only to partitions without a committed offset",
             HelpName = "where",
         };
-        var partitions = new Option<int[]>("--partition", "-p") { Description = "Read only these partitions (repeatable; default: all)", AllowMultipleArgumentsPerToken = false };
+        var until = new Option<string?>("--until")
+        {
+            Description = "Where each partition stops: before offset N, or at the first record at or after a time (ISO-8601 or @MS); " +
+                          "exit once every partition has stopped",
+            HelpName = "offset|time",
+        };
+        var partitions = new Option<int[]>("--partition", "-p") { Description = "Read only these partitions of each topic (repeatable; default: all)", AllowMultipleArgumentsPerToken = false };
         var count = new Option<long?>("--count", "-c") { Description = "Exit after N records" };
         var exitAtEnd = new Option<bool>("--exit-at-end", "-e") { Description = "Exit once every partition has been read to its end" };
+        var idleTimeout = new Option<string?>("--idle-timeout")
+        {
+            Description = "Exit when no record has arrived for this long (500ms, 5s, 2m, PT1M)",
+            HelpName = "duration",
+        };
         var format = new Option<string?>("--format", "-f") { Description = "Output format (text output): " + RecordFormat.Help + ". Default: \"%v\\n\"", HelpName = "fmt" };
+        var keyFormat = new Option<string?>("--key-format") { Description = "How keys are printed (in --format and --output json): text (as they are), hex or base64", HelpName = "text|hex|base64" };
+        var valueFormat = new Option<string?>("--value-format") { Description = "How values are printed (in --format and --output json): text (as they are), hex or base64", HelpName = "text|hex|base64" };
         var group = new Option<string?>("--group", "-g")
         {
             Description = "Start from this group's committed offsets and commit the positions reached when done. cairn does not join the group: " +
@@ -39,27 +96,50 @@ internal static class ConsumeCommand
         var isolation = new Option<string>("--isolation") { Description = "read_uncommitted or read_committed", DefaultValueFactory = _ => "read_uncommitted" };
         isolation.AcceptOnlyFromAmong("read_uncommitted", "read_committed");
 
-        var command = new Command("consume", "Print records of a topic (kcat-style --format, or JSON lines with --output json) until Ctrl-C, --count or --exit-at-end")
-        { topic, from, partitions, count, exitAtEnd, format, group, isolation };
+        var command = new Command("consume",
+            "Print records of topics (kcat-style --format, or JSON lines with --output json) until Ctrl-C, --count, --exit-at-end, --until or --idle-timeout; " +
+            "a closing \"Consumed N records\" line goes to stderr")
+        { topics, pattern, from, until, partitions, count, exitAtEnd, idleTimeout, format, keyFormat, valueFormat, group, isolation };
         CommonOptions.AddTo(command);
         command.SetToolAction("consume", async ctx =>
         {
-            var name = ctx.Get(topic);
             var start = ParseStart(ctx.Get(from));
+            var stop = UntilSpec.Parse(ctx.Get(until));
+            TimeSpan? idle = ctx.Get(idleTimeout) is { } idleText ? CliValues.ParseDuration(idleText, "--idle-timeout") : null;
             long? max = ctx.Get(count);
             if (max is < 1) throw new UsageException("--count must be at least 1");
             var groupId = ctx.Get(group);
             if (groupId is { Length: 0 }) throw new UsageException("--group must not be empty");
             bool json = ctx.OutputRequested == OutputFormat.Json;
             if (json && ctx.Get(format) is not null) throw new UsageException("--format applies to text output, not --output json");
-            var recordFormat = RecordFormat.Parse(ctx.Get(format) ?? "%v\\n");
+            var keyEncoding = RecordFormat.ParseEncoding(ctx.Get(keyFormat), "--key-format");
+            var valueEncoding = RecordFormat.ParseEncoding(ctx.Get(valueFormat), "--value-format");
+            var recordFormat = RecordFormat.Parse(ctx.Get(format) ?? "%v\\n", keyEncoding, valueEncoding);
+            var named = (ctx.Get(topics) ?? []).Where(t => !t.StartsWith('^')).ToList();
+            var patterns = (ctx.Get(topics) ?? []).Where(t => t.StartsWith('^')).Select(t => (Text: t, Option: "topic pattern")).ToList();
+            if (ctx.Get(pattern) is { } p) patterns.Add((p, "--pattern"));
+            if (named.Count == 0 && patterns.Count == 0) throw new UsageException("name a topic to read, or give --pattern");
+            var regexes = patterns.Select(x => TopicPattern(x.Text, x.Option)).ToList();
 
             var existing = await ctx.Admin.ListTopicsAsync(true, ctx.CancellationToken);
-            var info = existing.FirstOrDefault(t => t.Name == name) ?? throw new ToolException($"topic '{name}' does not exist");
-            var wanted = ctx.Get(partitions) is { Length: > 0 } ps ? ps.Distinct().Order().ToList() : Enumerable.Range(0, info.PartitionCount).ToList();
-            foreach (var p in wanted)
-                if (p < 0 || p >= info.PartitionCount) throw new ToolException($"topic '{name}' has {info.PartitionCount} partition(s); there is no partition {p}");
-            var assignment = wanted.Select(p => new TopicPartition(name, p)).ToList();
+            var missing = named.Where(n => existing.All(t => t.Name != n)).Distinct().ToList();
+            if (missing.Count > 0)
+                throw new ToolException(missing.Count == 1 ? $"topic '{missing[0]}' does not exist" : $"topics {string.Join(", ", missing.Select(m => $"'{m}'"))} do not exist");
+            var selected = existing
+                .Where(t => named.Contains(t.Name) || (!t.IsInternal && regexes.Any(r => r.IsMatch(t.Name))))
+                .OrderBy(t => t.Name, StringComparer.Ordinal)
+                .ToList();
+            if (selected.Count == 0)
+                throw new ToolException($"no topic matches {string.Join(" or ", patterns.Select(x => x.Option == "topic pattern" ? $"'{x.Text}'" : $"--pattern '{x.Text}'"))}");
+            var assignment = new List<TopicPartition>();
+            foreach (var info in selected)
+            {
+                var wanted = ctx.Get(partitions) is { Length: > 0 } ps ? ps.Distinct().Order().ToList() : Enumerable.Range(0, info.PartitionCount).ToList();
+                foreach (var wp in wanted)
+                    if (wp < 0 || wp >= info.PartitionCount) throw new ToolException($"topic '{info.Name}' has {info.PartitionCount} partition(s); there is no partition {wp}");
+                assignment.AddRange(wanted.Select(x => new TopicPartition(info.Name, x)));
+            }
+            var topicList = selected.Count <= 5 ? string.Join(", ", selected.Select(t => t.Name)) : $"{selected.Count} topics";
 
             IReadOnlyDictionary<TopicPartition, OffsetAndMetadata> committed = new Dictionary<TopicPartition, OffsetAndMetadata>();
             if (groupId is not null)
@@ -95,21 +175,49 @@ internal static class ConsumeCommand
             var stdout = new BufferedStream(Console.OpenStandardOutput(), 64 * 1024);
             long consumed = 0;
             var atEnd = new HashSet<TopicPartition>();
+            // Partitions that reached --until: no longer assigned; where they stopped is what --group commits.
+            var stopped = new Dictionary<TopicPartition, long>();
+            var reading = new List<TopicPartition>(assignment);
+            void Stop(TopicPartition tp, long position)
+            {
+                stopped[tp] = position;
+                reading.Remove(tp);
+                if (reading.Count > 0) consumer.Assign(reading);
+            }
+            bool Finished() => reading.Count == 0 || (ctx.Get(exitAtEnd) && reading.All(atEnd.Contains));
+            // Partitions read to their end (and the end): with --until TIME they stop once the time has passed.
+            var caughtUp = new Dictionary<TopicPartition, long>();
             var lastFlush = Stopwatch.StartNew();
-            bool interrupted = false;
+            var sinceRecord = Stopwatch.StartNew();
+            string? idleNote = null;
             try
             {
-                while (max is null || consumed < max)
+                while ((max is null || consumed < max) && !Finished())
                 {
+                    if (stop?.Time is { } time && time <= DateTimeOffset.UtcNow && caughtUp.Count > 0)
+                    {
+                        foreach (var (tp, end) in caughtUp) Stop(tp, end);
+                        caughtUp.Clear();
+                        continue;
+                    }
+                    var wait = TimeSpan.FromMilliseconds(250);
+                    if (idle is { } limit)
+                    {
+                        if (sinceRecord.Elapsed >= limit)
+                        {
+                            idleNote = $"no record for {ctx.Get(idleTimeout)}";
+                            break;
+                        }
+                        if (limit - sinceRecord.Elapsed < wait) wait = limit - sinceRecord.Elapsed;
+                    }
                     ConsumeResult? r;
                     try
                     {
-                        r = await consumer.ConsumeAsync(TimeSpan.FromMilliseconds(250), ctx.CancellationToken);
+                        r = await consumer.ConsumeAsync(wait, ctx.CancellationToken);
                     }
                     catch (OperationCanceledException) when (ctx.CancellationToken.IsCancellationRequested)
                     {
-                        interrupted = true;
-                        break;
+                        break; // Ctrl-C ends a consume normally (after the commit with --group)
                     }
                     if (r is null)
                     {
@@ -117,15 +225,25 @@ internal static class ConsumeCommand
                         lastFlush.Restart();
                         continue;
                     }
+                    if (!reading.Contains(r.TopicPartition)) continue; // fetched before its partition stopped
                     if (r.IsPartitionEof)
                     {
                         atEnd.Add(r.TopicPartition);
-                        if (ctx.Get(exitAtEnd) && atEnd.Count == assignment.Count) break;
+                        if (stop is not null && stop.DoneAtEnd(r.Offset, DateTimeOffset.UtcNow)) Stop(r.TopicPartition, r.Offset);
+                        else caughtUp[r.TopicPartition] = r.Offset;
+                        continue;
+                    }
+                    caughtUp.Remove(r.TopicPartition);
+                    if (stop is not null && stop.IsBeyond(r))
+                    {
+                        Stop(r.TopicPartition, r.Offset);
                         continue;
                     }
                     consumed++;
-                    if (json) WriteJson(stdout, r);
+                    sinceRecord.Restart();
+                    if (json) WriteJson(stdout, r, keyEncoding, valueEncoding);
                     else recordFormat.Write(stdout, r);
+                    if (stop is not null && stop.EndsAfter(r)) Stop(r.TopicPartition, r.Offset + 1);
                     if (lastFlush.ElapsedMilliseconds >= 100)
                     {
                         await stdout.FlushAsync(CancellationToken.None);
@@ -143,7 +261,7 @@ internal static class ConsumeCommand
             {
                 var positions = new Dictionary<TopicPartition, OffsetAndMetadata>();
                 foreach (var tp in assignment)
-                    if (consumer.Position(tp) is { } position && (position != startPositions[tp] || !committed.ContainsKey(tp)))
+                    if ((stopped.TryGetValue(tp, out var s) ? s : consumer.Position(tp)) is { } position && (position != startPositions[tp] || !committed.ContainsKey(tp)))
                         positions[tp] = new OffsetAndMetadata(position, "cairn consume");
                 if (positions.Count > 0)
                 {
@@ -162,10 +280,26 @@ internal static class ConsumeCommand
                         Console.Error.WriteLine($"Committed for group {groupId}: " + string.Join(", ", positions.OrderBy(p => p.Key).Select(p => $"{p.Key.Topic}:{p.Key.Partition}={p.Value.Offset}")));
                 }
             }
-            _ = interrupted; // Ctrl-C ends a consume normally (after the commit with --group)
+            // The closing summary goes to stderr, so stdout stays the records alone.
+            Console.Error.WriteLine($"Consumed {consumed} record{(consumed == 1 ? "" : "s")} from {topicList}{(idleNote is null ? "" : $" ({idleNote})")}.");
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>A topic pattern matches whole names (as Kafka's pattern subscriptions do).</summary>
+    private static Regex TopicPattern(string pattern, string option)
+    {
+        try
+        {
+            // Parsed alone first, so an error message quotes what the user wrote.
+            _ = new Regex(pattern, RegexOptions.CultureInvariant);
+            return new Regex($"^(?:{pattern})$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"{option}: '{pattern}' is not a valid regular expression: {e.Message}");
+        }
     }
 
     private static StartSpec ParseStart(string? text)
@@ -192,7 +326,7 @@ internal static class ConsumeCommand
         }
     }
 
-    private static void WriteJson(Stream output, ConsumeResult r)
+    private static void WriteJson(Stream output, ConsumeResult r, BinaryEncoding keyEncoding, BinaryEncoding valueEncoding)
     {
         using (var w = new Utf8JsonWriter(output, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
@@ -202,8 +336,8 @@ internal static class ConsumeCommand
             w.WriteNumber("offset", r.Offset);
             w.WriteNumber("timestamp", r.Timestamp.ToUnixTimeMilliseconds());
             w.WriteString("timestampType", r.TimestampType.ToString());
-            if (r.Key is { } k) w.WriteString("key", Encoding.UTF8.GetString(k.Span)); else w.WriteNull("key");
-            if (r.Value is { } v) w.WriteString("value", Encoding.UTF8.GetString(v.Span)); else w.WriteNull("value");
+            if (r.Key is { } k) w.WriteString("key", RecordFormat.Encode(k.Span, keyEncoding)); else w.WriteNull("key");
+            if (r.Value is { } v) w.WriteString("value", RecordFormat.Encode(v.Span, valueEncoding)); else w.WriteNull("value");
             w.WriteStartArray("headers");
             foreach (var h in r.Headers)
             {
