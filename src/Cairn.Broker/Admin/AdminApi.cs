@@ -138,7 +138,7 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
     /// <summary>
     /// POST /api/v1/groups/{g}/reset. The body names the mode either as <c>{"mode": "to-offset", "value": 42}</c> or as
     /// exactly one of <c>toEarliest</c>, <c>toLatest</c>, <c>toCurrent</c> (true), <c>toOffset</c>, <c>shiftBy</c> (integers),
-    /// <c>toDatetime</c>, <c>byDuration</c> (ISO-8601 strings), <c>fromFile</c> (CSV text, or an array of
+    /// <c>toDatetime</c>, <c>byDuration</c> (ISO-8601 strings; a toDatetime without a zone is UTC: a server has no user's zone), <c>fromFile</c> (CSV text, or an array of
     /// {topic, partition, offset}); the scope as <c>topic</c> (+ optional <c>partitions</c>) or <c>allTopics: true</c>;
     /// and <c>execute</c> (default false: a dry run that only returns the plan).
     /// </summary>
