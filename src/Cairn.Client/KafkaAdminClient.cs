@@ -515,25 +515,62 @@ public sealed class KafkaAdminClient : IAsyncDisposable
         return perBroker.SelectMany(x => x).DistinctBy(g => g.GroupId).OrderBy(g => g.GroupId, StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Groups with their state, protocol and members (an unknown group is reported in state "Dead").</summary>
+    /// <summary>
+    /// Groups with their state, protocol and members (an unknown group is reported in state "Dead"). The groups of one
+    /// coordinator are described in one request; a group whose coordinator moved meanwhile is asked again on its own.
+    /// </summary>
     public async Task<IReadOnlyList<GroupDescription>> DescribeGroupsAsync(IEnumerable<string> groupIds, CancellationToken cancellationToken = default)
     {
         var ids = groupIds.Distinct(StringComparer.Ordinal).ToList();
         foreach (var id in ids) ArgumentException.ThrowIfNullOrEmpty(id, nameof(groupIds));
+        var batched = await DescribeGroupsBatchedAsync(ids, cancellationToken).ConfigureAwait(false);
         var described = await Task.WhenAll(ids.Select(async id =>
         {
+            if (batched.TryGetValue(id, out var found)) return (id, Describe(found.Group, found.Coordinator), (KafkaException?)null);
             var (response, _) = await _cluster.SendToCoordinatorAsync<DescribeGroupsRequest, DescribeGroupsResponse>(id,
                 v => new DescribeGroupsRequest { Groups = [id] }, (r, _) => (ErrorCode)(r.Groups.FirstOrDefault()?.ErrorCode ?? 0), cancellationToken).ConfigureAwait(false);
             var g = response.Groups.FirstOrDefault(x => x.GroupId == id) ?? response.Groups.FirstOrDefault()
                 ?? throw new KafkaException(ErrorCode.UnknownServerError, $"DescribeGroups for '{id}' returned nothing");
             if (g.ErrorCode != 0) return (id, (GroupDescription?)null, KafkaException.FromCode((ErrorCode)g.ErrorCode, $"describing group '{id}'"));
             int coordinator = await _cluster.FindCoordinatorAsync(id, cancellationToken).ConfigureAwait(false);
-            var members = g.Members.Select(m => DescribeMember(g.ProtocolType, m)).ToList();
-            return (id, new GroupDescription(id, g.GroupState, g.ProtocolType, g.ProtocolData, members, coordinator), (KafkaException?)null);
+            return (id, Describe(g, coordinator), (KafkaException?)null);
         })).ConfigureAwait(false);
         var failures = described.Where(d => d.Item3 is not null).ToDictionary(d => d.id, d => d.Item3!);
         if (failures.Count > 0) throw new KafkaOperationException("DescribeGroups", failures);
         return described.Select(d => d.Item2!).ToList();
+
+        static GroupDescription Describe(DescribeGroupsResponse.DescribedGroup g, int coordinator) =>
+            new(g.GroupId, g.GroupState, g.ProtocolType, g.ProtocolData, g.Members.Select(m => DescribeMember(g.ProtocolType, m)).ToList(), coordinator);
+    }
+
+    /// <summary>
+    /// One DescribeGroups per coordinator for several groups: the groups it answered without an error. The others (and
+    /// all of them when a lookup or a request fails) are left to the one-group path and its retries.
+    /// </summary>
+    private async Task<Dictionary<string, (DescribeGroupsResponse.DescribedGroup Group, int Coordinator)>> DescribeGroupsBatchedAsync(
+        IReadOnlyList<string> ids, CancellationToken cancellationToken)
+    {
+        var found = new Dictionary<string, (DescribeGroupsResponse.DescribedGroup, int)>(StringComparer.Ordinal);
+        if (ids.Count < 2) return found;
+        var coordinators = await Task.WhenAll(ids.Select(async id =>
+        {
+            try { return (id, Node: await _cluster.FindCoordinatorAsync(id, cancellationToken).ConfigureAwait(false)); }
+            catch (KafkaException) { return (id, Node: -1); }
+        })).ConfigureAwait(false);
+        await Task.WhenAll(coordinators.Where(c => c.Node >= 0).GroupBy(c => c.Node).Select(async batch =>
+        {
+            var names = batch.Select(c => c.id).ToList();
+            try
+            {
+                var (response, _) = await _cluster.SendAsync<DescribeGroupsRequest, DescribeGroupsResponse>(batch.Key,
+                    v => new DescribeGroupsRequest { Groups = names }, cancellationToken).ConfigureAwait(false);
+                lock (found)
+                    foreach (var g in response.Groups.Where(g => g.ErrorCode == 0 && names.Contains(g.GroupId)))
+                        found[g.GroupId] = (g, batch.Key);
+            }
+            catch (KafkaException) { }
+        })).ConfigureAwait(false);
+        return found;
     }
 
     private static GroupMemberDescription DescribeMember(string protocolType, DescribeGroupsResponse.DescribedGroup.DescribedGroupMember m)

@@ -14,7 +14,7 @@ public sealed record AdminResult(int Status, object Body);
 /// What the admin JSON endpoints answer, independent of the HTTP host: topics, groups with lag, lag history and
 /// offset resets. Every body is a JSON object; errors are <c>{"error": "..."}</c>.
 /// </summary>
-public sealed class AdminApi(BrokerContext context, OffsetResetService resets, LagSampler? sampler, TimeProvider time)
+public sealed partial class AdminApi(BrokerContext context, OffsetResetService resets, LagSampler? sampler, TimeProvider time)
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -87,23 +87,40 @@ public sealed class AdminApi(BrokerContext context, OffsetResetService resets, L
         if (description.State == GroupState.Dead && lags.Count == 0) return Error(404, $"group '{groupId}' does not exist");
         var now = time.GetUtcNow();
         var (records, seconds) = GroupLag.Totals(lags, now);
-        var partitions = lags.Select(l => new GroupPartitionDto(l.Topic, l.Partition, l.CommittedOffset, l.LogStartOffset, l.LogEndOffset, l.Lag,
-            Round(GroupLag.LagSeconds(l, now)), l.Metadata, l.CommitTime, l.CommittedRecordTimestamp)).ToList();
         var members = description.Members.Select(m => new MemberDto(m.MemberId, m.GroupInstanceId, m.ClientId, m.ClientHost,
-            description.ProtocolType == "consumer" ? Assignment(m.Assignment) : [])).ToList();
-        return new(200, new GroupDto(groupId, description.State.ToString(), description.ProtocolType, description.Protocol,
+            description.ProtocolType == "consumer" ? Assignment(m.Assignment) : null)).ToList();
+        var owners = new Dictionary<(string, int), MemberDto>();
+        foreach (var m in members)
+            foreach (var a in m.Assignment ?? [])
+                foreach (var p in a.Partitions) owners.TryAdd((a.Topic, p), m);
+        var partitions = lags.Select(l =>
+        {
+            var owner = owners.GetValueOrDefault((l.Topic, l.Partition));
+            return new GroupPartitionDto(l.Topic, l.Partition, l.CommittedOffset, l.LogStartOffset, l.LogEndOffset, l.Lag,
+                Round(GroupLag.LagSeconds(l, now)), l.Metadata, l.CommitTime, l.CommittedRecordTimestamp, owner?.MemberId, owner?.ClientId, owner?.ClientHost);
+        }).ToList();
+        // Like kafka-consumer-groups --describe: assigned partitions without a committed offset are listed too.
+        foreach (var ((topic, partition), owner) in owners)
+        {
+            if (lags.Any(l => l.Topic == topic && l.Partition == partition)) continue;
+            var log = Logs.GetPartition(topic, partition);
+            partitions.Add(new GroupPartitionDto(topic, partition, null, log?.LogStartOffset, log?.HighWatermark, null, null, null, null, null,
+                owner.MemberId, owner.ClientId, owner.ClientHost));
+        }
+        partitions.Sort((a, b) => a.Topic != b.Topic ? string.CompareOrdinal(a.Topic, b.Topic) : a.Partition.CompareTo(b.Partition));
+        return new(200, new GroupDto(groupId, description.State.ToString(), description.ProtocolType, description.Protocol, context.NodeId,
             members, partitions, records, Round(seconds)));
     }
 
-    private static IReadOnlyList<AssignmentDto> Assignment(byte[] assignment)
+    private static IReadOnlyList<AssignmentDto>? Assignment(byte[] assignment)
     {
         if (assignment.Length == 0) return [];
         try
         {
-            return ConsumerProtocol.ReadAssignment(assignment).AssignedPartitions
-                .Select(t => new AssignmentDto(t.Topic, t.Partitions.Order().ToList())).ToList();
+            return Assignment(ConsumerProtocol.ReadAssignment(assignment).AssignedPartitions
+                .SelectMany(t => t.Partitions.Select(p => (t.Topic, p))));
         }
-        catch (Protocol.Primitives.MalformedMessageException) { return []; }
+        catch (Protocol.Primitives.MalformedMessageException) { return null; }
     }
 
     public AdminResult LagHistory(string groupId)
@@ -121,7 +138,7 @@ public sealed class AdminApi(BrokerContext context, OffsetResetService resets, L
     /// <summary>
     /// POST /api/v1/groups/{g}/reset. The body names the mode either as <c>{"mode": "to-offset", "value": 42}</c> or as
     /// exactly one of <c>toEarliest</c>, <c>toLatest</c>, <c>toCurrent</c> (true), <c>toOffset</c>, <c>shiftBy</c> (integers),
-    /// <c>toDatetime</c>, <c>byDuration</c> (ISO-8601 strings), <c>fromFile</c> (CSV text, or an array of
+    /// <c>toDatetime</c>, <c>byDuration</c> (ISO-8601 strings; a toDatetime without a zone is UTC: a server has no user's zone), <c>fromFile</c> (CSV text, or an array of
     /// {topic, partition, offset}); the scope as <c>topic</c> (+ optional <c>partitions</c>) or <c>allTopics: true</c>;
     /// and <c>execute</c> (default false: a dry run that only returns the plan).
     /// </summary>
@@ -136,11 +153,9 @@ public sealed class AdminApi(BrokerContext context, OffsetResetService resets, L
         int active = description.Members.Count;
         var warnings = plan.Warnings.ToList();
         if (!request.Execute && active > 0) warnings.Add(OffsetResetService.ActiveGroupMessage(groupId, description) + " (executing this plan would be refused)");
-        ResetDto Dto(bool executed, string? message, IReadOnlyList<PartitionError>? results = null) => new(groupId, request.Spec.ToString(),
-            request.Scope?.ToString() ?? "the file's partitions", request.Execute, executed, active,
-            plan.Rows.Select(r => new ResetRowDto(r.Topic, r.Partition, r.Current, r.Requested, r.Target, r.Clamped, r.LogStartOffset, r.LogEndOffset, r.ClampNote,
-                results?.FirstOrDefault(x => x.Topic == r.Topic && x.Partition == r.Partition) is { Error: not ErrorCode.None } failed ? failed.Error.ToString() : null)).ToList(),
-            plan.Errors, warnings, message, plan.FormatTable());
+        ResetDto Dto(bool executed, string? message, IReadOnlyList<PartitionError>? results = null) => ResetBody(groupId, plan,
+            request.Scope?.ToString() ?? ScopeText([]), !request.Execute, executed, description.State.ToString(), active, warnings, message,
+            results?.Where(r => r.Error != ErrorCode.None).ToDictionary(r => (r.Topic, r.Partition), r => r.Error.ToString()));
 
         if (!plan.IsValid) return new(400, Dto(false, "the plan has errors; nothing was changed"));
         if (!request.Execute) return new(200, Dto(false, "dry run: nothing was changed; send \"execute\": true to commit these offsets"));
@@ -282,18 +297,6 @@ public sealed class AdminApi(BrokerContext context, OffsetResetService resets, L
         IReadOnlyList<ConfigDto>? Configs);
     public sealed record PartitionDto(int Partition, long LogStartOffset, long LogEndOffset, long Records, long SizeBytes, int Segments);
     public sealed record ConfigDto(string Name, string? Value, string Source, bool Sensitive, bool ReadOnly);
-    public sealed record GroupsDto(IReadOnlyList<GroupSummaryDto> Groups);
-    public sealed record GroupSummaryDto(string GroupId, string State, string ProtocolType, int Members, int Partitions, long LagRecords, double LagSeconds);
-    public sealed record GroupDto(string GroupId, string State, string ProtocolType, string Protocol, IReadOnlyList<MemberDto> Members,
-        IReadOnlyList<GroupPartitionDto> Partitions, long LagRecords, double LagSeconds);
-    public sealed record MemberDto(string MemberId, string? GroupInstanceId, string ClientId, string ClientHost, IReadOnlyList<AssignmentDto> Assignment);
-    public sealed record AssignmentDto(string Topic, IReadOnlyList<int> Partitions);
-    public sealed record GroupPartitionDto(string Topic, int Partition, long CommittedOffset, long LogStartOffset, long LogEndOffset, long Lag,
-        double LagSeconds, string? Metadata, DateTimeOffset? CommitTime, DateTimeOffset? FirstUnconsumedTimestamp);
     public sealed record LagHistoryDto(string GroupId, double IntervalSeconds, double WindowSeconds, IReadOnlyList<LagPointDto> Samples);
     public sealed record LagPointDto(DateTimeOffset Time, long LagRecords, double LagSeconds);
-    public sealed record ResetDto(string GroupId, string Mode, string Scope, bool Execute, bool Executed, int ActiveMembers,
-        IReadOnlyList<ResetRowDto> Plan, IReadOnlyList<string> Errors, IReadOnlyList<string> Warnings, string? Message, string Table);
-    public sealed record ResetRowDto(string Topic, int Partition, long? Current, long Requested, long Target, bool Clamped,
-        long LogStartOffset, long LogEndOffset, string? Note, string? Error);
 }

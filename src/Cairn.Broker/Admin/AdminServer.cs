@@ -194,7 +194,7 @@ public sealed class AdminServer : IAsyncDisposable
             var result = await _api.ResetAsync(group, body.RootElement, http.RequestAborted);
             if (result.Body is AdminApi.ResetDto { Executed: true } done)
                 _logger.LogInformation("admin: reset offsets of group {Group} ({Mode}, {Scope}) from {Remote}: {Count} partition(s)",
-                    group, done.Mode, done.Scope, http.Connection.RemoteIpAddress, done.Plan.Count);
+                    group, done.Spec, done.Scope, http.Connection.RemoteIpAddress, done.Plan.Count);
             return result;
         }
     }

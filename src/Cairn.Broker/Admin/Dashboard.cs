@@ -73,13 +73,14 @@ function el(tag, attrs, ...children) {
   for (const c of children) if (c != null) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return e;
 }
-const fmt = n => Number(n).toLocaleString("en-US");
+const fmt = n => n == null ? "-" : Number(n).toLocaleString("en-US");
 function bytes(n) {
   const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0; n = Number(n);
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return (i === 0 ? n : n.toFixed(1)) + " " + u[i];
 }
 function duration(s) {
+  if (s == null) return "-";
   s = Number(s);
   if (s < 1) return s === 0 ? "0 s" : s.toFixed(2) + " s";
   if (s < 120) return s.toFixed(1) + " s";

@@ -61,7 +61,9 @@ public sealed record OffsetResetSpec
     /// duration (PT2H, P1DT30M) for by-duration, the CSV text (topic,partition,offset lines) for from-file.
     /// Throws <see cref="FormatException"/> with a message meant for the user.
     /// </summary>
-    public static OffsetResetSpec Parse(string mode, string? argument)
+    /// <param name="zonelessTimes">the zone of a to-datetime without one: null means UTC (what the admin API, which has no
+    /// user's zone, documents); the command line passes the local zone, as Kafka's tools do</param>
+    public static OffsetResetSpec Parse(string mode, string? argument, TimeZoneInfo? zonelessTimes = null)
     {
         var m = ParseMode(mode);
         bool needsArgument = m is not (OffsetResetMode.ToEarliest or OffsetResetMode.ToLatest or OffsetResetMode.ToCurrent);
@@ -75,7 +77,7 @@ public sealed record OffsetResetSpec
             OffsetResetMode.ToCurrent => ToCurrent(),
             OffsetResetMode.ToOffset => ToOffset(ParseLong("to-offset", a)),
             OffsetResetMode.ShiftBy => ShiftBy(ParseLong("shift-by", a)),
-            OffsetResetMode.ToDatetime => ToDatetime(ParseDatetime(a)),
+            OffsetResetMode.ToDatetime => ToDatetime(ParseDatetime(a, zonelessTimes)),
             OffsetResetMode.ByDuration => ByDuration(ParseDuration(a)),
             _ => FromFile(ParseCsv(a)),
         };
@@ -93,19 +95,30 @@ public sealed record OffsetResetSpec
         long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v)
             ? v : throw new FormatException($"{what} needs an integer, got '{value}'");
 
-    private static readonly Regex IsoDate = new(@"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$", RegexOptions.CultureInvariant);
+    private static readonly Regex IsoDate = new(@"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(?<zone>Z|[+-]\d{2}(:?\d{2})?)?$", RegexOptions.CultureInvariant);
 
     /// <summary>
     /// ISO-8601: <c>2024-05-01</c>, <c>2024-05-01T10:00:00</c>, <c>2024-05-01T10:00:00.250Z</c>, <c>2024-05-01T12:00:00+02:00</c>.
-    /// Without a zone the time is UTC.
+    /// A time with a zone (Z or an offset) is that instant; one without is in <paramref name="zoneless"/> (null: UTC).
     /// </summary>
-    public static DateTimeOffset ParseDatetime(string value)
+    public static DateTimeOffset ParseDatetime(string value, TimeZoneInfo? zoneless = null)
     {
         var v = value.Trim();
-        if (!IsoDate.IsMatch(v)
-            || !DateTimeOffset.TryParse(v, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dt))
-            throw new FormatException($"to-datetime needs an ISO-8601 date-time such as 2024-05-01T10:00:00Z, got '{value}'");
-        return dt;
+        var match = IsoDate.Match(v);
+        string Bad() => $"to-datetime needs an ISO-8601 date-time such as 2024-05-01T10:00:00Z, got '{value}'";
+        if (!match.Success) throw new FormatException(Bad());
+        if (match.Groups["zone"].Success || zoneless is null || zoneless == TimeZoneInfo.Utc)
+        {
+            if (!DateTimeOffset.TryParse(v, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dt))
+                throw new FormatException(Bad());
+            return dt;
+        }
+        if (!DateTime.TryParse(v, CultureInfo.InvariantCulture, DateTimeStyles.None, out var local)) throw new FormatException(Bad());
+        local = DateTime.SpecifyKind(local, DateTimeKind.Unspecified);
+        if (zoneless.IsInvalidTime(local))
+            throw new FormatException($"to-datetime '{value}' does not exist in the time zone {zoneless.Id} (clocks skip it); give the zone, e.g. {v}Z");
+        // An ambiguous time (clocks set back) is read as standard time, as TimeZoneInfo does.
+        return new DateTimeOffset(TimeZoneInfo.ConvertTimeToUtc(local, zoneless), TimeSpan.Zero);
     }
 
     private static readonly Regex IsoDuration = new(

@@ -24,197 +24,127 @@ internal static class GroupsCommand
     private static Command List()
     {
         var state = new Option<string[]>("--state") { Description = "Only groups in this state (repeatable): Empty, Stable, PreparingRebalance, CompletingRebalance, Dead", AllowMultipleArgumentsPerToken = false };
-        var command = new Command("list", "List consumer groups") { state };
+        var command = new Command("list", "List consumer groups with their state, number of members and total lag (records)") { state };
         command.SetToolAction("groups list", async ctx =>
         {
             var states = ctx.Get(state) ?? [];
-            var listed = await ctx.ProgressAsync("Listing groups", () => ctx.Admin.ListGroupsAsync(states.Length > 0 ? states : null, ctx.CancellationToken));
-            // Brokers too old to filter by state list everything: filter here too, where the state is known.
-            if (states.Length > 0) listed = listed.Where(g => g.State is null || states.Contains(g.State, StringComparer.OrdinalIgnoreCase)).ToList();
-            if (ctx.Json)
-            {
-                Terminal.WriteJson(new JsonObject
-                {
-                    ["groups"] = new JsonArray(listed.Select(g => (JsonNode)new JsonObject
-                    {
-                        ["groupId"] = g.GroupId, ["state"] = g.State, ["protocolType"] = g.ProtocolType, ["type"] = g.Type,
-                    }).ToArray()),
-                });
-                return 0;
-            }
             if (ctx.Output == OutputFormat.Text)
             {
-                foreach (var g in listed) Console.Out.WriteLine(g.GroupId);
+                // Names only, for scripts: no need to gather the lag.
+                var names = await ctx.Admin.ListGroupsAsync(states.Length > 0 ? states : null, ctx.CancellationToken);
+                foreach (var g in names.Where(g => states.Length == 0 || g.State is null || states.Contains(g.State, StringComparer.OrdinalIgnoreCase)))
+                    Console.Out.WriteLine(g.GroupId);
                 return 0;
             }
-            var table = Terminal.NewTable("GROUP", "STATE", "PROTOCOL TYPE");
-            foreach (var g in listed) table.AddTextRow(g.GroupId, g.State ?? "?", g.ProtocolType.Length > 0 ? g.ProtocolType : "-");
-            ctx.Out.Write(table);
-            if (listed.Count == 0) ctx.Out.Note("(no groups)");
+            var listed = await ctx.ProgressAsync("Listing groups", () => GroupQueries.ListAsync(ctx.Admin, states, ctx.CancellationToken));
+            if (ctx.Json)
+            {
+                Terminal.WriteDocument(new AdminApi.GroupsDto(listed));
+                return 0;
+            }
+            if (listed.Count == 0)
+            {
+                ctx.Out.Note("(no groups)");
+                return 0;
+            }
+            TextColumn[] columns =
+            [
+                new("GROUP"), new("STATE"), new("MEMBERS", RightAligned: true), new("PARTITIONS", "PARTS", RightAligned: true, DropOrder: 2),
+                new("TOTAL-LAG", "LAG", RightAligned: true), new("PROTOCOL-TYPE", "TYPE", DropOrder: 1),
+            ];
+            var rows = listed.Select(g => new[]
+            {
+                g.GroupId, g.State, Terminal.Int(g.Members), Terminal.Int(g.Partitions), Terminal.Int(g.LagRecords), g.ProtocolType.Length > 0 ? g.ProtocolType : "-",
+            }).ToList();
+            Terminal.WriteLines(TextTable.Fit(columns, rows, Terminal.Width).Lines, firstIsHeader: true);
             return 0;
         });
         return command;
     }
-
-    /// <summary>One partition of a group's description.</summary>
-    private sealed record PartitionLagRow(TopicPartition Tp, long? Committed, string? Metadata, long? LogStart, long? LogEnd, long? Lag,
-        DateTimeOffset? CommittedRecordTimestamp, double? LagSeconds, GroupMemberDescription? Owner);
-
-    private sealed record GroupReport(GroupDescription Group, IReadOnlyList<PartitionLagRow> Partitions);
 
     private static Command Describe()
     {
-        var ids = new Argument<string[]>("group") { Description = "Groups to describe", Arity = ArgumentArity.OneOrMore };
+        var ids = new Argument<string[]>("group") { Description = "Groups to describe", Arity = ArgumentArity.ZeroOrMore };
+        var allGroups = new Option<bool>("--all-groups") { Description = "Describe every group" };
         var noLagTime = new Option<bool>("--no-lag-time") { Description = "Skip reading the record at each committed offset (lag in time stays unknown)" };
         var command = new Command("describe",
-            "State, members and, per partition, the committed offset, log end offset, lag in records, lag in time (age of the record at the committed offset) and commit metadata")
-        { ids, noLagTime };
+            "State, members and, per partition, the committed offset, log start and end offsets, lag in records, lag in time (age of the record at the committed offset), " +
+            "the member consuming it (CONSUMER-ID, HOST, CLIENT-ID) and commit metadata")
+        { ids, allGroups, noLagTime };
         command.SetToolAction("groups describe", async ctx =>
         {
-            var wanted = ctx.Get(ids).Distinct(StringComparer.Ordinal).ToList();
-            var reports = await ctx.ProgressAsync("Describing groups", status => DescribeAsync(ctx, wanted, !ctx.Get(noLagTime), status));
+            var wanted = (ctx.Get(ids) ?? []).Distinct(StringComparer.Ordinal).ToList();
+            bool all = ctx.Get(allGroups);
+            if (all && wanted.Count > 0) throw new UsageException("give group names or --all-groups, not both");
+            if (!all && wanted.Count == 0) throw new UsageException("name the groups to describe, or give --all-groups");
+            var reports = await ctx.ProgressAsync("Describing groups", async status =>
+            {
+                if (all) wanted = (await ctx.Admin.ListGroupsAsync(null, ctx.CancellationToken)).Select(g => g.GroupId).ToList();
+                return await GroupQueries.DescribeAsync(ctx, wanted, !ctx.Get(noLagTime), status);
+            });
             if (ctx.Json)
             {
-                Terminal.WriteJson(new JsonObject { ["groups"] = new JsonArray(reports.Select(r => (JsonNode)ToJson(r)).ToArray()) });
+                Terminal.WriteDocument(new AdminApi.GroupDescriptionsDto(reports));
                 return 0;
             }
-            foreach (var r in reports) Show(ctx, r);
+            if (reports.Count == 0) ctx.Out.Note("(no groups)");
+            for (int i = 0; i < reports.Count; i++)
+            {
+                if (i > 0) Console.Out.WriteLine();
+                Terminal.WriteLines(DescribeLines(reports[i], Terminal.Width), firstIsHeader: false);
+            }
             return 0;
         });
         return command;
     }
 
-    private static async Task<List<GroupReport>> DescribeAsync(ToolContext ctx, IReadOnlyList<string> groupIds, bool lagTime, Action<string> status)
+    /// <summary>
+    /// A described group as text that fits <paramref name="width"/> without breaking a word: a summary line, the
+    /// partition table (columns Kafka's kafka-consumer-groups --describe shows, plus LOG-START, LAG-TIME and
+    /// METADATA), and, when the member columns do not fit, the members as blocks below it.
+    /// </summary>
+    public static List<string> DescribeLines(AdminApi.GroupDto g, int width)
     {
-        var admin = ctx.Admin;
-        var described = await admin.DescribeGroupsAsync(groupIds, ctx.CancellationToken);
-        var committedByGroup = new Dictionary<string, IReadOnlyDictionary<TopicPartition, OffsetAndMetadata>>();
-        foreach (var g in described)
-            committedByGroup[g.GroupId] = await admin.FetchCommittedOffsetsAsync(g.GroupId, null, ctx.CancellationToken);
-        var missing = described.Where(g => g.State == "Dead" && g.Members.Count == 0 && committedByGroup[g.GroupId].Count == 0).Select(g => g.GroupId).ToList();
-        if (missing.Count > 0)
-            throw new ToolException(missing.Count == 1 ? $"group '{missing[0]}' does not exist" : $"groups {string.Join(", ", missing.Select(m => $"'{m}'"))} do not exist");
-
-        // Every partition a group has an offset for or a member owns; offsets only for those of existing topics.
-        var owners = described.ToDictionary(g => g.GroupId, g => g.Members
-            .SelectMany(m => (m.Assignment ?? []).Select(tp => (tp, m)))
-            .GroupBy(x => x.tp).ToDictionary(x => x.Key, x => x.First().m));
-        var all = described.SelectMany(g => committedByGroup[g.GroupId].Keys.Concat(owners[g.GroupId].Keys)).ToHashSet();
-        var topicPartitions = (await admin.ListTopicsAsync(true, ctx.CancellationToken)).ToDictionary(t => t.Name, t => t.PartitionCount);
-        var listable = all.Where(tp => topicPartitions.TryGetValue(tp.Topic, out var n) && tp.Partition < n).ToList();
-        status("Reading log end offsets");
-        IReadOnlyDictionary<TopicPartition, ListOffsetsResultInfo> ends = new Dictionary<TopicPartition, ListOffsetsResultInfo>(), starts = ends;
-        if (listable.Count > 0)
+        var protocol = g.ProtocolType.Length == 0 ? "-" : g.Protocol.Length == 0 ? g.ProtocolType : $"{g.ProtocolType}/{g.Protocol}";
+        var lines = TextTable.Wrap($"Group {g.GroupId}: state {g.State}, {g.Members.Count} member(s), protocol {protocol}, coordinator {g.Coordinator?.ToString() ?? "?"}, " +
+            $"total lag {g.LagRecords}", width);
+        if (g.Partitions.Count == 0)
         {
-            ends = await admin.ListOffsetsAsync(listable, OffsetSpec.Latest, cancellationToken: ctx.CancellationToken);
-            starts = await admin.ListOffsetsAsync(listable, OffsetSpec.Earliest, cancellationToken: ctx.CancellationToken);
+            lines.Add(g.Members.Count == 0 ? "No committed offsets." : "No committed offsets, no partitions assigned.");
+            return lines;
         }
-
-        // Lag in time: the age of the first record not yet consumed (the one at the committed offset).
-        var lagging = new Dictionary<TopicPartition, long>();
-        foreach (var g in described)
-            foreach (var (tp, c) in committedByGroup[g.GroupId])
-                if (ends.TryGetValue(tp, out var end) && end.Offset > c.Offset) lagging[tp] = lagging.TryGetValue(tp, out var o) ? Math.Min(o, c.Offset) : c.Offset;
-        var timestamps = new Dictionary<(TopicPartition, long), DateTimeOffset>();
-        if (lagTime && lagging.Count > 0)
+        TextColumn[] columns =
+        [
+            new("TOPIC"), new("PARTITION", "PART", RightAligned: true), new("CURRENT-OFFSET", "CURRENT", RightAligned: true),
+            new("LOG-START-OFFSET", "LOG-START", RightAligned: true, DropOrder: 6), new("LOG-END-OFFSET", "LOG-END", RightAligned: true),
+            new("LAG", RightAligned: true), new("LAG-TIME", RightAligned: true, DropOrder: 5), new("CONSUMER-ID", DropOrder: 3), new("HOST", DropOrder: 2),
+            new("CLIENT-ID", DropOrder: 4), new("METADATA", DropOrder: 1),
+        ];
+        var rows = g.Partitions.Select(p => new[]
         {
-            status("Reading the records at the committed offsets");
-            // Per distinct (partition, offset): groups at different offsets of one partition need separate reads.
-            foreach (var batch in described.SelectMany(g => committedByGroup[g.GroupId].Where(kv => lagging.ContainsKey(kv.Key)).Select(kv => (kv.Key, kv.Value.Offset)))
-                         .Distinct().GroupBy(x => x.Key).SelectMany(g => g.Select((x, i) => (x, i))).GroupBy(y => y.i))
+            p.Topic, Terminal.Int(p.Partition), Terminal.Int(p.CommittedOffset), Terminal.Int(p.LogStartOffset), Terminal.Int(p.LogEndOffset), Terminal.Int(p.Lag),
+            Terminal.Duration(p.LagSeconds), p.MemberId ?? "-", p.ClientHost ?? "-", p.ClientId ?? "-", string.IsNullOrEmpty(p.Metadata) ? "-" : p.Metadata,
+        }).ToList();
+        var layout = TextTable.Fit(columns, rows, width);
+        lines.AddRange(layout.Lines);
+        // What did not fit in the table: the members (id, host, client id, assignment) and the commit metadata.
+        if (g.Members.Count > 0 && !(layout.Shown.Contains(7) && layout.Shown.Contains(8) && layout.Shown.Contains(9)))
+        {
+            lines.Add("Members:");
+            foreach (var m in g.Members)
             {
-                var positions = batch.ToDictionary(y => y.x.Key, y => y.x.Offset);
-                var found = await CommittedRecords.TimestampsAsync(ctx.ClientOptions, positions, TimeSpan.FromSeconds(10), ctx.Verbose ? ToolRunner.Warn : null, ctx.CancellationToken);
-                foreach (var (tp, ts) in found) timestamps[(tp, positions[tp])] = ts;
+                lines.AddRange(TextTable.Wrap(m.MemberId, width, "  "));
+                var assigned = m.Assignment is null ? "?" : m.Assignment.Count == 0 ? "-" : string.Join(" ", m.Assignment.Select(a => $"{a.Topic}:{string.Join(",", a.Partitions)}"));
+                lines.AddRange(TextTable.Wrap($"host {m.ClientHost}, client id {m.ClientId}, assigned {assigned}", width, "    "));
             }
         }
-
-        var now = DateTimeOffset.UtcNow;
-        var reports = new List<GroupReport>();
-        foreach (var g in described)
+        if (!layout.Shown.Contains(10) && g.Partitions.Any(p => !string.IsNullOrEmpty(p.Metadata)))
         {
-            var committed = committedByGroup[g.GroupId];
-            var rows = committed.Keys.Concat(owners[g.GroupId].Keys).Distinct().Order().Select(tp =>
-            {
-                long? c = committed.TryGetValue(tp, out var om) ? om.Offset : null;
-                long? end = ends.TryGetValue(tp, out var e) ? e.Offset : null;
-                long? start = starts.TryGetValue(tp, out var s) ? s.Offset : null;
-                long? lag = c is { } cv && end is { } ev ? Math.Max(0, ev - cv) : null;
-                DateTimeOffset? ts = c is { } cc && timestamps.TryGetValue((tp, cc), out var t) ? t : null;
-                double? lagSeconds = lag switch
-                {
-                    0 => 0,
-                    > 0 when ts is { } tv => Math.Max(0, (now - tv).TotalSeconds),
-                    _ => null,
-                };
-                return new PartitionLagRow(tp, c, om?.Metadata, start, end, lag, ts, lagSeconds, owners[g.GroupId].GetValueOrDefault(tp));
-            }).ToList();
-            reports.Add(new GroupReport(g, rows));
+            lines.Add("Commit metadata:");
+            foreach (var p in g.Partitions.Where(p => !string.IsNullOrEmpty(p.Metadata)))
+                lines.AddRange(TextTable.Wrap($"{p.Topic}:{p.Partition} {p.Metadata}", width, "  "));
         }
-        return reports;
-    }
-
-    private static JsonObject ToJson(GroupReport r)
-    {
-        var g = r.Group;
-        return new JsonObject
-        {
-            ["groupId"] = g.GroupId,
-            ["state"] = g.State,
-            ["protocolType"] = g.ProtocolType,
-            ["protocol"] = g.Protocol,
-            ["coordinator"] = g.Coordinator,
-            ["members"] = new JsonArray(g.Members.Select(m => (JsonNode)new JsonObject
-            {
-                ["memberId"] = m.MemberId,
-                ["groupInstanceId"] = m.GroupInstanceId,
-                ["clientId"] = m.ClientId,
-                ["clientHost"] = m.ClientHost,
-                ["assignment"] = m.Assignment is null ? null : new JsonArray(m.Assignment.Select(tp => (JsonNode)new JsonObject { ["topic"] = tp.Topic, ["partition"] = tp.Partition }).ToArray()),
-            }).ToArray()),
-            ["offsets"] = new JsonArray(r.Partitions.Select(p => (JsonNode)new JsonObject
-            {
-                ["topic"] = p.Tp.Topic,
-                ["partition"] = p.Tp.Partition,
-                ["committedOffset"] = p.Committed,
-                ["logStartOffset"] = p.LogStart,
-                ["logEndOffset"] = p.LogEnd,
-                ["lag"] = p.Lag,
-                ["lagSeconds"] = p.LagSeconds is { } s ? Math.Round(s, 3) : null,
-                ["committedRecordTimestamp"] = p.CommittedRecordTimestamp?.ToUnixTimeMilliseconds(),
-                ["metadata"] = p.Metadata,
-                ["memberId"] = p.Owner?.MemberId,
-                ["clientId"] = p.Owner?.ClientId,
-            }).ToArray()),
-            ["totalLag"] = r.Partitions.Sum(p => p.Lag ?? 0),
-            ["maxLagSeconds"] = r.Partitions.Any(p => p.LagSeconds is not null) ? Math.Round(r.Partitions.Max(p => p.LagSeconds ?? 0), 3) : null,
-        };
-    }
-
-    private static void Show(ToolContext ctx, GroupReport r)
-    {
-        var g = r.Group;
-        var protocol = g.ProtocolType.Length == 0 ? "-" : g.Protocol.Length == 0 ? g.ProtocolType : $"{g.ProtocolType}/{g.Protocol}";
-        long totalLag = r.Partitions.Sum(p => p.Lag ?? 0);
-        ctx.Out.Line($"Group {g.GroupId}: state {g.State}, protocol {protocol}, {g.Members.Count} member(s), coordinator {g.Coordinator}, total lag {totalLag}");
-        if (g.Members.Count > 0)
-        {
-            var members = Terminal.NewTable("MEMBER", "CLIENT ID", "HOST", "ASSIGNMENT");
-            foreach (var m in g.Members)
-                members.AddTextRow(m.MemberId, m.ClientId, m.ClientHost,
-                    m.Assignment is null ? "?" : string.Join(" ", m.Assignment.GroupBy(tp => tp.Topic).Select(t => $"{t.Key}:{string.Join(",", t.Select(tp => tp.Partition))}")));
-            ctx.Out.Write(members);
-        }
-        if (r.Partitions.Count > 0)
-        {
-            var table = Terminal.NewTable("TOPIC", "PARTITION", "COMMITTED", "LOG END", "LAG", "LAG TIME", "CLIENT ID", "METADATA");
-            foreach (var p in r.Partitions)
-                table.AddTextRow(p.Tp.Topic, Terminal.Int(p.Tp.Partition), Terminal.Int(p.Committed), Terminal.Int(p.LogEnd), Terminal.Int(p.Lag),
-                    Terminal.Duration(p.LagSeconds), p.Owner?.ClientId ?? "-", string.IsNullOrEmpty(p.Metadata) ? "-" : p.Metadata);
-            ctx.Out.Write(table);
-        }
-        else ctx.Out.Note("No committed offsets.");
-        ctx.Out.Line("");
+        return lines;
     }
 
     private static Command Delete()
@@ -308,7 +238,7 @@ internal static class GroupsCommand
         var toLatest = new Option<bool>("--to-latest") { Description = "To the log end offset (skip everything not yet consumed)" };
         var toCurrent = new Option<bool>("--to-current") { Description = "To the committed offset (partitions without one: the log end)" };
         var toOffset = new Option<string?>("--to-offset") { Description = "To offset N", HelpName = "N" };
-        var toDatetime = new Option<string?>("--to-datetime") { Description = "To the first record at or after an ISO-8601 date-time, e.g. 2026-11-20T10:00:00Z (no zone: UTC)", HelpName = "datetime" };
+        var toDatetime = new Option<string?>("--to-datetime") { Description = "To the first record at or after an ISO-8601 date-time, e.g. 2026-11-20T10:00:00 (local time), 2026-11-20T10:00:00Z (UTC) or 2026-11-20T10:00:00+01:00", HelpName = "datetime" };
         var byDuration = new Option<string?>("--by-duration") { Description = "To the first record at or after now minus an ISO-8601 duration, e.g. PT2H or P1DT12H", HelpName = "duration" };
         var shiftBy = new Option<string?>("--shift-by") { Description = "Move the committed offset by ±N, e.g. -5", HelpName = "N" };
         var fromFile = new Option<FileInfo?>("--from-file") { Description = "Offsets from a CSV file of topic,partition,offset lines ('cairn offsets export' writes one)", HelpName = "plan.csv" };
@@ -334,7 +264,8 @@ internal static class GroupsCommand
                     ": give exactly one of --to-earliest, --to-latest, --to-current, --to-offset N, --to-datetime DATETIME, --by-duration DURATION, --shift-by N, --from-file FILE");
             var (mode, argument) = modes[0];
             if (mode == "from-file") argument = await ReadPlanFileAsync(argument!, ctx.CancellationToken);
-            var spec = OffsetResetSpec.Parse(mode, argument);
+            // Like Kafka's tools: a date-time without a zone is the user's local time.
+            var spec = OffsetResetSpec.Parse(mode, argument, TimeZoneInfo.Local);
             if (spec.Mode == OffsetResetMode.ToOffset && spec.Offset < 0) throw new UsageException("--to-offset must not be negative");
 
             var scopes = (ctx.Get(topic) ?? []).Select(OffsetResetScope.ParseTopic).ToList();

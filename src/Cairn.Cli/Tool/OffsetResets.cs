@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Cairn.Broker.Admin;
 using Cairn.Client;
 using Cairn.Protocol;
@@ -105,7 +104,16 @@ internal static class OffsetResets
             executed = true;
         }
 
-        if (ctx.Json) Terminal.WriteJson(ToJson(groupId, plan, group, execute, executed));
+        if (ctx.Json)
+        {
+            var message = !plan.IsValid ? "the plan has errors; nothing was changed"
+                : plan.Rows.Count == 0 ? "nothing to reset"
+                : executed ? $"committed {plan.Rows.Count} offset(s)"
+                : "dry run: nothing was changed; run again with --execute to commit these offsets";
+            var warnings = plan.Warnings.ToList();
+            if (!execute && group.Members.Count > 0) warnings.Add(ActiveGroupMessage(groupId, group) + "; --execute would be refused");
+            Terminal.WriteDocument(AdminApi.ResetBody(groupId, plan, AdminApi.ScopeText(scopes), !execute, executed, group.State, group.Members.Count, warnings, message));
+        }
         else Show(ctx, groupId, plan, group, execute, executed);
         return plan.IsValid ? ExitCodes.Ok : ExitCodes.Failed;
     }
@@ -129,29 +137,4 @@ internal static class OffsetResets
             ctx.Out.Line("Dry run: nothing was changed. Run again with --execute to commit these offsets.");
         }
     }
-
-    private static JsonObject ToJson(string groupId, OffsetResetPlan plan, GroupDescription group, bool execute, bool executed) => new()
-    {
-        ["group"] = groupId,
-        ["mode"] = OffsetResetSpec.NameOf(plan.Spec.Mode),
-        ["spec"] = plan.Spec.ToString(),
-        ["dryRun"] = !execute,
-        ["executed"] = executed,
-        ["groupState"] = group.State,
-        ["activeMembers"] = group.Members.Count,
-        ["partitions"] = new JsonArray(plan.Rows.Select(r => (JsonNode)new JsonObject
-        {
-            ["topic"] = r.Topic,
-            ["partition"] = r.Partition,
-            ["current"] = r.Current,
-            ["requested"] = r.Requested,
-            ["target"] = r.Target,
-            ["clamped"] = r.Clamped,
-            ["logStartOffset"] = r.LogStartOffset,
-            ["logEndOffset"] = r.LogEndOffset,
-            ["note"] = r.ClampNote,
-        }).ToArray()),
-        ["errors"] = new JsonArray(plan.Errors.Select(e => (JsonNode)e).ToArray()),
-        ["warnings"] = new JsonArray(plan.Warnings.Select(w => (JsonNode)w).ToArray()),
-    };
 }

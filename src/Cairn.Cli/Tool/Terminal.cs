@@ -18,6 +18,22 @@ internal static class Terminal
     /// <summary>Spinners and bars only when a person watches stdout (not when it is piped or redirected).</summary>
     public static bool Interactive => !Console.IsOutputRedirected;
 
+    /// <summary>
+    /// The width tables must fit: <c>$COLUMNS</c> when set (so <c>COLUMNS=80 cairn ... | less</c> fits too), else the
+    /// terminal's, else (piped) unlimited: lines stay whole for grep and awk.
+    /// </summary>
+    public static int Width => ColumnsVariable(Environment.GetEnvironmentVariable("COLUMNS")) ?? (Interactive ? TerminalWidth() : int.MaxValue);
+
+    /// <summary>A usable <c>$COLUMNS</c> value (a positive number), or null.</summary>
+    public static int? ColumnsVariable(string? value) =>
+        int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0 ? n : null;
+
+    private static int TerminalWidth()
+    {
+        try { return Console.WindowWidth > 0 ? Console.WindowWidth : 80; }
+        catch (IOException) { return 80; }
+    }
+
     public static IAnsiConsole CreateStdout()
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -27,8 +43,9 @@ internal static class Terminal
             ColorSystem = Interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = Interactive ? InteractionSupport.Detect : InteractionSupport.No,
         });
-        // Piped tables should not wrap at 80 columns.
-        if (!Interactive) console.Profile.Width = 400;
+        // Piped tables should not wrap at 80 columns, unless $COLUMNS asks for a width.
+        if (ColumnsVariable(Environment.GetEnvironmentVariable("COLUMNS")) is { } columns) console.Profile.Width = columns;
+        else if (!Interactive) console.Profile.Width = 400;
         return console;
     }
 
@@ -52,6 +69,19 @@ internal static class Terminal
         table.AddRow(cells.Select(c => (IRenderable)new Text(c ?? "-")).ToArray());
 
     public static void WriteJson(JsonNode node) => Console.Out.WriteLine(node.ToJsonString(JsonOptions));
+
+    /// <summary>A document shared with the admin API, serialized as the admin API does (camelCase), indented.</summary>
+    public static void WriteDocument<T>(T document) => Console.Out.WriteLine(Cairn.Broker.Admin.AdminApi.ToJsonText(document));
+
+    /// <summary>
+    /// Lines laid out by <see cref="TextTable"/>, straight to stdout (a console would wrap a line longer than its width,
+    /// splitting a word); the header line bold on a terminal.
+    /// </summary>
+    public static void WriteLines(IReadOnlyList<string> lines, bool firstIsHeader)
+    {
+        for (int i = 0; i < lines.Count; i++)
+            Console.Out.WriteLine(i == 0 && firstIsHeader && Interactive ? $"\u001b[1m{lines[i]}\u001b[0m" : lines[i]);
+    }
 
     public static void Line(this IAnsiConsole console, string text) => console.WriteLine(text);
 

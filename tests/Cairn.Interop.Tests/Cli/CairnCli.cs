@@ -84,7 +84,7 @@ public sealed class CairnCli(string bootstrap)
     {
         var doc = await JsonAsync("groups", "describe", group, "--no-lag-time");
         var g = doc.GetProperty("groups")[0];
-        return g.GetProperty("offsets").EnumerateArray()
+        return g.GetProperty("partitions").EnumerateArray()
             .Where(o => o.GetProperty("topic").GetString() == topic && o.GetProperty("committedOffset").ValueKind == JsonValueKind.Number)
             .ToDictionary(o => o.GetProperty("partition").GetInt32(), o => o.GetProperty("committedOffset").GetInt64());
     }

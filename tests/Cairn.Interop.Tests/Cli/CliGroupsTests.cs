@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Cairn.Interop.Tests.Clients;
 using Cairn.Interop.Tests.Infrastructure;
 
@@ -130,7 +132,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
                 Assert.Equal(!executed, plan.GetProperty("dryRun").GetBoolean());
                 Assert.Equal(executed, plan.GetProperty("executed").GetBoolean());
                 Assert.Empty(plan.GetProperty("errors").EnumerateArray());
-                var rows = plan.GetProperty("partitions").EnumerateArray().ToDictionary(r => r.GetProperty("partition").GetInt32());
+                var rows = plan.GetProperty("plan").EnumerateArray().ToDictionary(r => r.GetProperty("partition").GetInt32());
                 Assert.Equal(expected.Keys.Order(), rows.Keys.Order());
                 foreach (var (p, target) in expected)
                 {
@@ -185,7 +187,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
         Assert.Equal("Stable", described.GetProperty("state").GetString());
         var m = Assert.Single(described.GetProperty("members").EnumerateArray());
         Assert.Equal("kcat-m1", m.GetProperty("clientId").GetString());
-        Assert.Equal(2, m.GetProperty("assignment").GetArrayLength());
+        Assert.Equal([0, 1], m.GetProperty("assignment").EnumerateArray().Single().GetProperty("partitions").EnumerateArray().Select(p => p.GetInt32()));
 
         var refused = await Cli.RunAsync("groups", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute");
         CairnCli.AssertFails(refused, 1, "active member");
@@ -238,7 +240,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
             Assert.Equal(Offsets((0, 0), (1, 0)), await Cli.CommittedAsync(group, topic));
             var dry = await Cli.JsonAsync("offsets", "import", group, file);
             Assert.True(dry.GetProperty("dryRun").GetBoolean());
-            Assert.Equal([3L, 7L], dry.GetProperty("partitions").EnumerateArray().Select(r => r.GetProperty("target").GetInt64()));
+            Assert.Equal([3L, 7L], dry.GetProperty("plan").EnumerateArray().Select(r => r.GetProperty("target").GetInt64()));
             Assert.Equal(Offsets((0, 0), (1, 0)), await Cli.CommittedAsync(group, topic));
             await Cli.OkAsync("offsets", "import", group, file, "--execute");
             Assert.Equal(Offsets((0, 3), (1, 7)), await Cli.CommittedAsync(group, topic));
@@ -292,7 +294,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
         var g = (await Cli.JsonAsync("groups", "describe", group)).GetProperty("groups")[0];
         Assert.Equal("Empty", g.GetProperty("state").GetString());
         Assert.Empty(g.GetProperty("members").EnumerateArray());
-        var offsets = g.GetProperty("offsets").EnumerateArray().ToDictionary(o => o.GetProperty("partition").GetInt32());
+        var offsets = g.GetProperty("partitions").EnumerateArray().ToDictionary(o => o.GetProperty("partition").GetInt32());
         var p0 = offsets[0];
         Assert.Equal(2, p0.GetProperty("committedOffset").GetInt64());
         Assert.Equal(10, p0.GetProperty("logEndOffset").GetInt64());
@@ -301,16 +303,16 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
         // Lag in time: the age of the record at the committed offset (offset 2), whose timestamp kcat reads too.
         var records = await KcatCheck.ReadPartitionAsync(fixture.Bootstrap, topic, 0, 10);
         var ts = records.Single(r => r.Offset == 2).Timestamp;
-        Assert.Equal(ts, p0.GetProperty("committedRecordTimestamp").GetInt64());
+        Assert.Equal(ts, p0.GetProperty("firstUnconsumedTimestamp").GetDateTimeOffset().ToUnixTimeMilliseconds());
         var expectedAge = (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - ts) / 1000.0;
         Assert.InRange(p0.GetProperty("lagSeconds").GetDouble(), expectedAge - 60, expectedAge + 1);
         Assert.True(p0.GetProperty("lagSeconds").GetDouble() > 2, $"lag seconds: {p0}");
         var p1 = offsets[1];
         Assert.Equal(0, p1.GetProperty("lag").GetInt64());
         Assert.Equal(0, p1.GetProperty("lagSeconds").GetDouble());
-        Assert.Equal(8, g.GetProperty("totalLag").GetInt64());
+        Assert.Equal(8, g.GetProperty("lagRecords").GetInt64());
         var table = await Cli.OkAsync("groups", "describe", group);
-        Assert.Contains("LAG TIME", table.Stdout);
+        Assert.Contains("LAG-TIME", table.Stdout);
         Assert.Contains("cairn consume", table.Stdout);
 
         var deleted = await Cli.JsonAsync("groups", "delete-offsets", group, "--topic", topic + ":1");
@@ -324,4 +326,261 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
         CairnCli.AssertFails(await Cli.RunAsync("groups", "describe", group), 1, "does not exist");
         CairnCli.AssertFails(await Cli.RunAsync("groups", "delete", group), 1, "does not exist");
     });
+
+    /// <summary>Runs the CLI with extra environment variables (COLUMNS, TZ), against <paramref name="bootstrap"/>.</summary>
+    private static Task<ProcessResult> RunWithEnvAsync(string bootstrap, IReadOnlyDictionary<string, string> env, params string[] args) =>
+        ChildProcess.RunAsync(Paths.DotnetHost, [Paths.CairnDll, .. args, "--bootstrap-server", bootstrap], CairnCli.Timeout, null, env);
+
+    /// <summary>A 2-partition topic with records, and a kcat member of <paramref name="group"/> that has read and committed them all.</summary>
+    private static async Task<(string Topic, GroupMember Member)> ActiveGroupAsync(CairnCli cli, string bootstrap, string group)
+    {
+        var topic = Topics.Unique("cli-active");
+        await cli.CreateTopicAsync(topic, 2);
+        await cli.OkWithStdinAsync("a\nb\nc\n", "produce", topic, "-p", "0");
+        await cli.OkWithStdinAsync("d\ne\n", "produce", topic, "-p", "1");
+        var member = GroupMember.Start(GroupDriver.Kcat, "m1", bootstrap, topic, group, new GroupMemberOptions { LifetimeSeconds = 90 });
+        await GroupCheck.UntilAsync([member], () => member.Records.Count >= 5, TimeSpan.FromSeconds(45), "the kcat member to read all 5 records");
+        // kcat auto-commits every 500 ms.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (DateTime.UtcNow < deadline && (await cli.CommittedAsync(group, topic)).Values.Sum() < 5) await Task.Delay(300);
+        Assert.Equal(Offsets((0, 3), (1, 2)), await cli.CommittedAsync(group, topic));
+        return (topic, member);
+    }
+
+    [Fact]
+    public Task List_shows_state_members_and_total_lag() => fixture.Broker.WithBrokerLogAsync(async () =>
+    {
+        var topic = (await TopicAsync()).Name;
+        var idle = UniqueGroup("cli-list-idle");
+        await SeedAsync(idle, topic, (0, 4), (1, 9));
+        var busy = UniqueGroup("cli-list-busy");
+        var (_, member) = await ActiveGroupAsync(Cli, fixture.Bootstrap, busy);
+        await using (member)
+        {
+            var groups = (await Cli.JsonAsync("groups", "list")).GetProperty("groups").EnumerateArray().ToDictionary(g => g.GetProperty("groupId").GetString()!);
+            var i = groups[idle];
+            Assert.Equal(("Empty", 0, 2, 7L), (i.GetProperty("state").GetString(), i.GetProperty("members").GetInt32(), i.GetProperty("partitions").GetInt32(), i.GetProperty("lagRecords").GetInt64()));
+            var b = groups[busy];
+            Assert.Equal(("Stable", 1, 2, 0L), (b.GetProperty("state").GetString(), b.GetProperty("members").GetInt32(), b.GetProperty("partitions").GetInt32(), b.GetProperty("lagRecords").GetInt64()));
+
+            var table = (await Cli.OkAsync("groups", "list")).StdoutLines.ToList();
+            Assert.Equal(["GROUP", "STATE", "MEMBERS", "PARTITIONS", "TOTAL-LAG", "PROTOCOL-TYPE"], table[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            // Offsets committed from outside a group that never had members: no protocol type.
+            Assert.Equal([idle, "Empty", "0", "2", "7", "-"], table.Single(l => l.StartsWith(idle + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Equal([busy, "Stable", "1", "2", "0", "consumer"], table.Single(l => l.StartsWith(busy + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+            var stable = (await Cli.JsonAsync("groups", "list", "--state", "Stable")).GetProperty("groups").EnumerateArray().Select(g => g.GetProperty("groupId").GetString()).ToList();
+            Assert.Contains(busy, stable);
+            Assert.DoesNotContain(idle, stable);
+            Assert.Contains(idle, (await Cli.OkAsync("groups", "list", "--output", "text")).StdoutLines);
+        }
+    });
+
+    [Fact]
+    public Task Describe_several_groups_or_all_with_the_consuming_member_per_partition() => fixture.Broker.WithBrokerLogAsync(async () =>
+    {
+        var group = UniqueGroup("cli-members");
+        var (topic, member) = await ActiveGroupAsync(Cli, fixture.Bootstrap, group);
+        var idle = UniqueGroup("cli-members-idle");
+        await SeedAsync(idle, topic, (0, 1));
+        await using (member)
+        {
+            var described = (await Cli.JsonAsync("groups", "describe", group, idle)).GetProperty("groups").EnumerateArray().ToList();
+            Assert.Equal([group, idle], described.Select(g => g.GetProperty("groupId").GetString()));
+            var m = Assert.Single(described[0].GetProperty("members").EnumerateArray());
+            var memberId = m.GetProperty("memberId").GetString()!;
+            Assert.StartsWith("kcat-m1", m.GetProperty("clientId").GetString());
+            foreach (var p in described[0].GetProperty("partitions").EnumerateArray())
+            {
+                Assert.Equal(memberId, p.GetProperty("memberId").GetString());
+                Assert.Equal(m.GetProperty("clientId").GetString(), p.GetProperty("clientId").GetString());
+                Assert.Equal(m.GetProperty("clientHost").GetString(), p.GetProperty("clientHost").GetString());
+                Assert.Equal(0, p.GetProperty("logStartOffset").GetInt64());
+            }
+            var idlePartition = Assert.Single(described[1].GetProperty("partitions").EnumerateArray());
+            Assert.Equal(JsonValueKind.Null, idlePartition.GetProperty("memberId").ValueKind);
+            Assert.Equal(2, idlePartition.GetProperty("lag").GetInt64());
+
+            // Piped and without $COLUMNS: Kafka's columns, one line per partition, the member id whole.
+            var table = (await Cli.OkAsync("groups", "describe", group, "--no-lag-time")).StdoutLines.ToList();
+            var header = table.Single(l => l.StartsWith("TOPIC", StringComparison.Ordinal));
+            Assert.Equal(["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-START-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-TIME", "CONSUMER-ID", "HOST", "CLIENT-ID", "METADATA"],
+                header.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            var row = table.Single(l => l.StartsWith(topic + " ", StringComparison.Ordinal) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1] == "0");
+            Assert.Equal([topic, "0", "3", "0", "3", "0"], row.Split(' ', StringSplitOptions.RemoveEmptyEntries)[..6]);
+            Assert.Contains(memberId, row.Split(' '));
+
+            // --all-groups describes every group, these two among them.
+            var all = (await Cli.JsonAsync("groups", "describe", "--all-groups", "--no-lag-time")).GetProperty("groups").EnumerateArray()
+                .Select(g => g.GetProperty("groupId").GetString()).ToList();
+            Assert.Contains(group, all);
+            Assert.Contains(idle, all);
+            Assert.Contains($"Group {idle}:", (await Cli.OkAsync("groups", "describe", "--all-groups", "--no-lag-time")).Stdout);
+
+            // 80 columns ($COLUMNS, as a terminal would give): no line longer, no word split.
+            var env = new Dictionary<string, string> { ["COLUMNS"] = "80" };
+            var narrow = (await RunWithEnvAsync(fixture.Bootstrap, env, "groups", "describe", group, idle)).EnsureSuccess();
+            Assert.All(narrow.StdoutLines, l => Assert.True(l.Length <= 80, $"{l.Length} columns: {l}\n{narrow.Stdout}"));
+            var words = narrow.StdoutLines.SelectMany(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToList();
+            Assert.Contains(memberId, words);
+            Assert.Contains(topic, words);
+            Assert.Contains(topic + ":0,1", words);
+            Assert.Contains("LAG", words);
+            var list80 = (await RunWithEnvAsync(fixture.Bootstrap, env, "groups", "list")).EnsureSuccess();
+            Assert.All(list80.StdoutLines, l => Assert.True(l.Length <= 80, $"{l.Length} columns: {l}"));
+            Assert.Contains(list80.StdoutLines, l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() == group);
+        }
+
+        CairnCli.AssertFails(await Cli.RunAsync("groups", "describe"), 2, "--all-groups");
+        CairnCli.AssertFails(await Cli.RunAsync("groups", "describe", group, "--all-groups"), 2, "not both");
+        var unknown = UniqueGroup("cli-nobody");
+        var r = await Cli.RunAsync("groups", "describe", idle, unknown);
+        CairnCli.AssertFails(r, 1, $"group '{unknown}' does not exist");
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+    });
+
+    [Fact]
+    public Task To_datetime_without_a_zone_is_local_time() => fixture.Broker.WithBrokerLogAsync(async () =>
+    {
+        var shared = await TopicAsync();
+        var group = UniqueGroup("cli-local-time");
+        await SeedAsync(group, shared.Name, (0, 0), (1, 0));
+        var tokyoWallClock = shared.Middle.ToOffset(TimeSpan.FromHours(9)).ToString("yyyy-MM-ddTHH:mm:ss.fff", CultureInfo.InvariantCulture);
+        async Task<JsonElement> PlanAsync(string tz, string datetime) => CairnCli.ParseJson((await RunWithEnvAsync(fixture.Bootstrap,
+            new Dictionary<string, string> { ["TZ"] = tz }, "groups", "reset-offsets", group, "--topic", shared.Name, "--to-datetime", datetime, "--output", "json")).EnsureSuccess());
+        long[] Targets(JsonElement plan) => plan.GetProperty("plan").EnumerateArray().Select(r => r.GetProperty("target").GetInt64()).ToArray();
+
+        // In Tokyo, Tokyo's wall-clock time is the middle of the topic.
+        var tokyo = await PlanAsync("Asia/Tokyo", tokyoWallClock);
+        Assert.Equal(new long[] { 5, 5 }, Targets(tokyo));
+        Assert.Equal("to-datetime " + shared.Middle.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fff", CultureInfo.InvariantCulture) + "Z", tokyo.GetProperty("spec").GetString());
+        // The same text in New York is 13 or 14 hours later: after every record.
+        Assert.Equal(new long[] { 10, 10 }, Targets(await PlanAsync("America/New_York", tokyoWallClock)));
+        // A zone in the text wins over TZ.
+        Assert.Equal(new long[] { 5, 5 }, Targets(await PlanAsync("America/New_York", tokyoWallClock + "+09:00")));
+        Assert.Equal(new long[] { 5, 5 }, Targets(await PlanAsync("America/New_York", shared.Middle.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fff", CultureInfo.InvariantCulture) + "Z")));
+        Assert.Equal(Offsets((0, 0), (1, 0)), await Cli.CommittedAsync(group, shared.Name));
+    });
+
+    [Fact]
+    public Task The_readme_group_example_shows_committed_offsets_and_lag_on_first_run() => fixture.Broker.WithBrokerLogAsync(async () =>
+    {
+        var topic = Topics.Unique("cli-orders");
+        var group = UniqueGroup("cli-billing");
+        await Cli.CreateTopicAsync(topic, 1);
+        await Cli.OkWithStdinAsync("one\ntwo\nthree\n", "produce", topic);
+        Assert.Equal(["one", "two", "three"], (await Cli.OkAsync("consume", topic, "--group", group, "-o", "earliest", "-e")).StdoutLines);
+        await Cli.OkWithStdinAsync("four\nfive\n", "produce", topic);
+        var lines = (await Cli.OkAsync("groups", "describe", group)).StdoutLines.ToList();
+        Assert.Contains($"Group {group}: state Empty", lines[0]);
+        Assert.EndsWith("total lag 2", lines[0]);
+        Assert.Equal([topic, "0", "3", "0", "5", "2"], lines.Single(l => l.StartsWith(topic + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[..6]);
+    });
+
+    /// <summary>
+    /// Property names and nesting of two documents, with the value kinds; null matches anything (a value one side cannot
+    /// know), arrays are compared element by element as far as both go.
+    /// </summary>
+    private static void CollectShapeDifferences(JsonElement a, JsonElement b, string path, List<string> differences)
+    {
+        if (a.ValueKind == JsonValueKind.Null || b.ValueKind == JsonValueKind.Null) return;
+        static bool IsBool(JsonValueKind k) => k is JsonValueKind.True or JsonValueKind.False;
+        if (a.ValueKind != b.ValueKind && !(IsBool(a.ValueKind) && IsBool(b.ValueKind)))
+        {
+            differences.Add($"{path}: {a.ValueKind} in the CLI, {b.ValueKind} in the admin API");
+            return;
+        }
+        if (a.ValueKind == JsonValueKind.Object)
+        {
+            var an = a.EnumerateObject().Select(p => p.Name).ToList();
+            var bn = b.EnumerateObject().Select(p => p.Name).ToList();
+            if (!an.SequenceEqual(bn)) differences.Add($"{path}: properties [{string.Join(", ", an)}] in the CLI, [{string.Join(", ", bn)}] in the admin API");
+            foreach (var name in an.Intersect(bn)) CollectShapeDifferences(a.GetProperty(name), b.GetProperty(name), $"{path}.{name}", differences);
+        }
+        else if (a.ValueKind == JsonValueKind.Array)
+        {
+            for (int i = 0; i < Math.Min(a.GetArrayLength(), b.GetArrayLength()); i++) CollectShapeDifferences(a[i], b[i], $"{path}[{i}]", differences);
+        }
+    }
+
+    private static void AssertSameShape(JsonElement cli, JsonElement api, string what)
+    {
+        var differences = new List<string>();
+        CollectShapeDifferences(cli, api, "$", differences);
+        Assert.True(differences.Count == 0, $"{what}: the CLI and the admin API differ:\n{string.Join("\n", differences)}\nCLI: {cli}\nadmin API: {api}");
+    }
+
+    [Fact]
+    public async Task The_cli_and_the_admin_api_give_a_group_and_a_reset_plan_in_one_shape()
+    {
+        int adminPort = BrokerProcess.FreePort();
+        await using var broker = await BrokerProcess.StartAsync(new BrokerOptions
+        {
+            AutoCreateTopics = false,
+            Settings = new Dictionary<string, string> { ["group.initial.rebalance.delay.ms"] = "0", ["admin.listen"] = $"127.0.0.1:{adminPort}" },
+        });
+        await broker.WithBrokerLogAsync(async () =>
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}/"), Timeout = TimeSpan.FromSeconds(30) };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (true)
+            {
+                try
+                {
+                    if ((await http.GetAsync("healthz")).IsSuccessStatusCode) break;
+                }
+                catch (HttpRequestException) when (DateTime.UtcNow < deadline) { }
+                if (DateTime.UtcNow >= deadline) throw new TimeoutException("the admin API did not answer within 30 s");
+                await Task.Delay(200);
+            }
+
+            var cli = new CairnCli(broker.Bootstrap);
+            var group = UniqueGroup("cli-shape");
+            var (topic, member) = await ActiveGroupAsync(cli, broker.Bootstrap, group);
+            string Partitions(JsonElement g) => string.Join(";", g.GetProperty("partitions").EnumerateArray().Select(p =>
+                string.Join(",", new[] { "topic", "partition", "committedOffset", "logStartOffset", "logEndOffset", "lag", "memberId", "clientId", "clientHost" }
+                    .Select(n => p.GetProperty(n).ToString()))));
+            async Task CompareGroupAsync(string when)
+            {
+                var fromCli = (await cli.JsonAsync("groups", "describe", group)).GetProperty("groups")[0];
+                var fromApi = await http.GetFromJsonAsync<JsonElement>($"api/v1/groups/{Uri.EscapeDataString(group)}");
+                Assert.NotEmpty(fromApi.GetProperty("partitions").EnumerateArray());
+                AssertSameShape(fromCli, fromApi, $"GET /api/v1/groups/{{g}} and groups describe --output json ({when})");
+                // The values that do not move agree too.
+                foreach (var name in new[] { "groupId", "state", "protocolType", "protocol", "coordinator", "lagRecords", "members" })
+                    Assert.Equal(JsonSerializer.Serialize(fromApi.GetProperty(name)), JsonSerializer.Serialize(fromCli.GetProperty(name)));
+                Assert.Equal(Partitions(fromApi), Partitions(fromCli));
+
+                // The group summary of groups list and GET /api/v1/groups.
+                var listedCli = (await cli.JsonAsync("groups", "list")).GetProperty("groups").EnumerateArray().Single(g => g.GetProperty("groupId").GetString() == group);
+                var listedApi = (await http.GetFromJsonAsync<JsonElement>("api/v1/groups")).GetProperty("groups").EnumerateArray().Single(g => g.GetProperty("groupId").GetString() == group);
+                AssertSameShape(listedCli, listedApi, $"GET /api/v1/groups and groups list --output json ({when})");
+                foreach (var name in new[] { "groupId", "state", "protocolType", "members", "partitions", "lagRecords" })
+                    Assert.Equal(JsonSerializer.Serialize(listedApi.GetProperty(name)), JsonSerializer.Serialize(listedCli.GetProperty(name)));
+            }
+
+            // With the member (it has read everything: nothing moves), then without it and 2 records behind.
+            await using (member)
+            {
+                Assert.NotEmpty((await cli.JsonAsync("groups", "describe", group)).GetProperty("groups")[0].GetProperty("members").EnumerateArray());
+                await CompareGroupAsync("an active member");
+                await member.StopAsync();
+            }
+            deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while ((await cli.JsonAsync("groups", "describe", group, "--no-lag-time")).GetProperty("groups")[0].GetProperty("members").GetArrayLength() > 0 && DateTime.UtcNow < deadline)
+                await Task.Delay(300);
+            await cli.OkWithStdinAsync("f\ng\n", "produce", topic, "-p", "0");
+            await CompareGroupAsync("no member, 2 records behind");
+
+            // A reset plan (a dry run).
+            var planCli = await cli.JsonAsync("groups", "reset-offsets", group, "--topic", topic, "--to-earliest");
+            var response = await http.PostAsJsonAsync($"api/v1/groups/{Uri.EscapeDataString(group)}/reset", new { toEarliest = true, topic });
+            var planApi = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.True(response.IsSuccessStatusCode, planApi.ToString());
+            Assert.Equal(2, planCli.GetProperty("plan").GetArrayLength());
+            AssertSameShape(planCli, planApi, "POST /api/v1/groups/{g}/reset and groups reset-offsets --output json");
+            foreach (var name in new[] { "groupId", "mode", "spec", "scope", "dryRun", "executed", "groupState", "activeMembers", "plan", "errors", "table" })
+                Assert.Equal(JsonSerializer.Serialize(planApi.GetProperty(name)), JsonSerializer.Serialize(planCli.GetProperty(name)));
+        });
+    }
 }
