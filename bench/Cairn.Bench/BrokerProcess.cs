@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace Cairn.Bench;
 
 /// <summary>
-/// A `cairn serve` child process on 127.0.0.1 with a temporary data directory. Its output is kept
+/// A `cairn serve` child process (the installed or built executable, no `dotnet run`) on 127.0.0.1 with a temporary data directory. Its output is kept
 /// (the last lines, and every warning/error line) for the report. Stopped with SIGTERM.
 /// </summary>
 public sealed class BrokerProcess : IAsyncDisposable
@@ -28,8 +28,40 @@ public sealed class BrokerProcess : IAsyncDisposable
         FlushOnAck = flushOnAck;
     }
 
+    /// <summary>
+    /// The `cairn` executable that starts the broker: <paramref name="explicitPath"/> (--cairn), else `cairn` on PATH
+    /// (a .NET tool or a single-file install), else the apphost built in the source tree, src/Cairn.Cli/bin/Release/net10.0/cairn
+    /// (built first unless <paramref name="noBuild"/>). Throws a <see cref="BenchFailure"/> naming the ways to get one.
+    /// </summary>
+    public static async Task<string> LocateCairnAsync(string? explicitPath, bool noBuild)
+    {
+        if (explicitPath is not null)
+            return IsExecutable(explicitPath) ? Path.GetFullPath(explicitPath) : throw new BenchFailure($"--cairn {explicitPath}: no such executable file");
+        var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, "cairn")).FirstOrDefault(IsExecutable);
+        if (onPath is not null) return onPath;
+
+        var root = Bench.FindRepoRoot();
+        if (root is null)
+            throw new BenchFailure("no `cairn` executable: pass --cairn PATH, or install cairn on PATH (README: Installing cairn)");
+        var built = Path.Combine(root, "src", "Cairn.Cli", "bin", "Release", "net10.0", "cairn");
+        if (!noBuild)
+        {
+            Console.Error.WriteLine("[bench] no `cairn` on PATH; dotnet build src/Cairn.Cli -c Release");
+            var buildError = await BuildAsync(root, TimeSpan.FromMinutes(5));
+            if (buildError is not null)
+                throw new BenchFailure("broker build failed (dotnet build src/Cairn.Cli -c Release):\n" + Bench.Indent(Bench.Trim(buildError, 30)));
+        }
+        return IsExecutable(built) ? built
+            : throw new BenchFailure($"no `cairn` executable: not on PATH and not built at {built}; pass --cairn PATH, install cairn " +
+                                     "(README: Installing cairn) or build it (dotnet build src/Cairn.Cli -c Release)");
+    }
+
+    private static bool IsExecutable(string path) =>
+        File.Exists(path) && (OperatingSystem.IsWindows() || (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0);
+
     /// <summary>Runs `dotnet build src/Cairn.Cli -c Release`; returns the build output when it fails.</summary>
-    public static async Task<string?> BuildAsync(string repoRoot, TimeSpan timeout)
+    private static async Task<string?> BuildAsync(string repoRoot, TimeSpan timeout)
     {
         var psi = new ProcessStartInfo("dotnet", ["build", Path.Combine(repoRoot, "src", "Cairn.Cli"), "-c", "Release", "-nologo", "-v", "q"])
         {
@@ -50,37 +82,21 @@ public sealed class BrokerProcess : IAsyncDisposable
         return p.ExitCode == 0 ? null : (await stdout) + (await stderr);
     }
 
-    /// <summary>Whether `cairn serve --help` of <paramref name="brokerDll"/> lists <paramref name="option"/> (e.g. --admin-listen, which older builds lack).</summary>
-    public static async Task<bool> ServeSupportsAsync(string brokerDll, string option)
-    {
-        try
-        {
-            var psi = new ProcessStartInfo("dotnet", [brokerDll, "serve", "--help"]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            using var p = Process.Start(psi)!;
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await p.WaitForExitAsync(cts.Token);
-            return (await stdout + await stderr).Contains(option, StringComparison.Ordinal);
-        }
-        catch (Exception)
-        {
-            return false;
-        }
-    }
-
+    /// <summary>
+    /// Starts `<paramref name="cairn"/> serve` on a free 127.0.0.1 port without the admin HTTP server (`--admin-listen none`),
+    /// so that neither port collides with a broker already running on this machine (README step 1 holds 9092 and 9644).
+    /// </summary>
     /// <param name="settings">More `--set KEY=VALUE` settings (e.g. offset.store=sqlite).</param>
-    public static async Task<BrokerProcess> StartAsync(string brokerDll, bool flushOnAck, TimeSpan startTimeout, IEnumerable<string>? settings = null)
+    public static async Task<BrokerProcess> StartAsync(string cairn, bool flushOnAck, TimeSpan startTimeout, IEnumerable<string>? settings = null)
     {
-        if (!File.Exists(brokerDll)) throw new FileNotFoundException($"broker not built: {brokerDll}");
         int port = FreeLoopbackPort();
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var dataDir = Path.Combine(Path.GetTempPath(), $"cairn-bench-{Environment.ProcessId}-{port}");
         Directory.CreateDirectory(dataDir);
-        var args = new List<string> { brokerDll, "serve", "--listen", $"127.0.0.1:{port}", "--data-dir", dataDir };
+        var args = new List<string> { "serve", "--listen", $"127.0.0.1:{port}", "--admin-listen", "none", "--data-dir", dataDir };
         if (flushOnAck) { args.Add("--set"); args.Add("log.flush.on.ack=true"); }
         foreach (var setting in settings ?? []) { args.Add("--set"); args.Add(setting); }
-        var psi = new ProcessStartInfo("dotnet", args)
+        var psi = new ProcessStartInfo(cairn, args)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -90,7 +106,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         var broker = new BrokerProcess(process, endPoint, dataDir, flushOnAck);
         process.OutputDataReceived += (_, e) => broker.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => broker.OnLine(e.Data);
-        Console.Error.WriteLine($"[bench] starting broker: dotnet {string.Join(' ', args)}");
+        Console.Error.WriteLine($"[bench] starting broker: {cairn} {string.Join(' ', args)}");
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

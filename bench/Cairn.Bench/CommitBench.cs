@@ -28,8 +28,9 @@ internal sealed class CommitBenchOptions
           --no-postgres           measure only the SQLite store
           --no-store-api          skip the in-process store API phases
           --budget-seconds N      start no new phase once the run would exceed this (default 240)
-          --broker-dll PATH       cairn.dll to start (default src/Cairn.Cli/bin/Release/net10.0/cairn.dll)
-          --no-build              do not build src/Cairn.Cli (Release) first
+          --cairn PATH            the cairn executable to start (default: `cairn` on PATH, else
+                                  src/Cairn.Cli/bin/Release/net10.0/cairn, built first)
+          --no-build              do not build src/Cairn.Cli when no cairn is on PATH
         """;
 
     public double Seconds { get; private set; } = 5;
@@ -41,7 +42,7 @@ internal sealed class CommitBenchOptions
     public bool NoPostgres { get; private set; }
     public bool NoStoreApi { get; private set; }
     public double BudgetSeconds { get; private set; } = 240;
-    public string? BrokerDll { get; private set; }
+    public string? Cairn { get; private set; }
     public bool NoBuild { get; private set; }
     public bool Help { get; private set; }
 
@@ -62,7 +63,7 @@ internal sealed class CommitBenchOptions
                 case "--no-postgres": o.NoPostgres = true; break;
                 case "--no-store-api": o.NoStoreApi = true; break;
                 case "--budget-seconds": o.BudgetSeconds = ParseLong(args[i], Next(), 1, 86400); break;
-                case "--broker-dll": o.BrokerDll = Next(); break;
+                case "--cairn": o.Cairn = Next(); break;
                 case "--no-build": o.NoBuild = true; break;
                 case "-h" or "--help": o.Help = true; break;
                 default: throw new ArgumentException($"unknown argument '{args[i]}'");
@@ -139,22 +140,11 @@ internal sealed class CommitBench(CommitBenchOptions options)
         PostgresServer? pg = null;
         try
         {
-            var root = Bench.FindRepoRoot();
-            if (root is null && options.BrokerDll is null)
-                throw new BenchFailure("cannot find the repository root (Cairn.slnx) from the current directory; pass --broker-dll");
-            var dll = options.BrokerDll ?? Path.Combine(root!, "src", "Cairn.Cli", "bin", "Release", "net10.0", "cairn.dll");
-            if (!options.NoBuild && root is not null)
-            {
-                Console.Error.WriteLine("[bench] dotnet build src/Cairn.Cli -c Release");
-                var buildError = await BrokerProcess.BuildAsync(root, TimeSpan.FromMinutes(5));
-                if (buildError is not null) throw new BenchFailure("broker build failed (dotnet build src/Cairn.Cli -c Release):\n" + Bench.Indent(Bench.Trim(buildError, 30)));
-            }
+            var cairn = await BrokerProcess.LocateCairnAsync(options.Cairn, options.NoBuild);
+            Console.Error.WriteLine($"[bench] broker executable: {cairn}");
 
             _fsync = FsyncReference();
-            // Builds with an admin HTTP API listen on 127.0.0.1:9644 by default; the bench's brokers need none (and must not
-            // collide with another broker on this machine).
-            string[] common = await BrokerProcess.ServeSupportsAsync(dll, "--admin-listen") ? ["admin.listen=none"] : [];
-            await RunStoreAsync("SQLite", dll, [.. common, "offset.store=sqlite"], rawStore: dir => Task.FromResult<IGroupStore>(
+            await RunStoreAsync("SQLite", cairn, ["offset.store=sqlite"], rawStore: dir => Task.FromResult<IGroupStore>(
                 new SqliteGroupStore("cairn-bench-raw", Path.Combine(dir, "groups.db"), NullLogger.Instance)), ReadSqliteOffsetsAsync);
 
             if (options.NoPostgres) _notes.Add("PostgreSQL not measured (--no-postgres)");
@@ -177,7 +167,7 @@ internal sealed class CommitBench(CommitBenchOptions options)
                                 $"{Bench.FileSystemOf(Path.GetTempPath())}); the broker and the store API reach it over loopback TCP through Npgsql's pool");
                     await server.CreateDatabaseAsync("cairn_bench");
                     await server.CreateDatabaseAsync("cairn_bench_raw");
-                    await RunStoreAsync("PostgreSQL", dll, [.. common, $"offset.store.connection={server.BrokerConnectionString("cairn_bench")}"],
+                    await RunStoreAsync("PostgreSQL", cairn, [$"offset.store.connection={server.BrokerConnectionString("cairn_bench")}"],
                         rawStore: _ => Task.FromResult<IGroupStore>(new PostgresGroupStore("cairn-bench-raw", server.ConnectionStringFor("cairn_bench_raw"), NullLogger.Instance)),
                         (_, clusterId) => ReadPostgresOffsetsAsync(server.ConnectionStringFor("cairn_bench"), clusterId));
                 }
@@ -202,7 +192,7 @@ internal sealed class CommitBench(CommitBenchOptions options)
     // ------------------------------------------------------------------------------------------------
     // One store: the store API in-process, then the broker
 
-    private async Task RunStoreAsync(string store, string dll, string[] settings, Func<string, Task<IGroupStore>> rawStore,
+    private async Task RunStoreAsync(string store, string cairn, string[] settings, Func<string, Task<IGroupStore>> rawStore,
         Func<string, string, Task<Dictionary<(string Group, int Partition), long>>> readStoreTable)
     {
         var scratch = Directory.CreateTempSubdirectory("cairn-bench-commits-").FullName;
@@ -219,7 +209,7 @@ internal sealed class CommitBench(CommitBenchOptions options)
             string clusterId = "";
             try
             {
-                broker = await BrokerProcess.StartAsync(dll, flushOnAck: false, TimeSpan.FromSeconds(60), settings);
+                broker = await BrokerProcess.StartAsync(cairn, flushOnAck: false, TimeSpan.FromSeconds(60), settings);
                 clusterId = File.ReadAllText(Path.Combine(broker.DataDir, "cluster-id")).Trim();
                 session = await SetUpAsync(broker.EndPoint);
                 _versions = $"OffsetCommit v{session.OffsetCommitVersion}, OffsetFetch v{session.OffsetFetchVersion}";
