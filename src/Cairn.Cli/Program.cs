@@ -6,6 +6,7 @@ using Cairn.Cli.Tool;
 var root = new RootCommand("Cairn: a Kafka-compatible streaming broker and offset toolkit");
 root.Add(ServeCommand.Create());
 ToolCommands.AddTo(root);
+root.Add(CompletionCommand.Create(root));
 
 // kcat-style glued short options (-K: is the key separator ':'); see GluedShortOptions.
 args = GluedShortOptions.Rewrite(root, args);
