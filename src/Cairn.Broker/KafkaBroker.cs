@@ -47,7 +47,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"cannot create data directory {dataDir}: {(e is UnauthorizedAccessException ? "permission denied" : e.Message)}", e);
+            throw new IOException($"cannot create data directory {dataDir}: {CreateDirectoryError(dataDir, e)}", e);
         }
         options = options with { DataDir = dataDir };
         LogManager? logsOpened = null;
@@ -176,6 +176,14 @@ public sealed class KafkaBroker : IAsyncDisposable
         sampler.Start();
         _logger.LogInformation("admin API, /metrics and dashboard on http://{Endpoint}/ (remote writes {Remote})",
             _admin.LocalEndPoint, admin.AllowRemoteWrites ? "allowed" : "refused");
+    }
+
+    private static string CreateDirectoryError(string path, Exception e)
+    {
+        if (e is UnauthorizedAccessException) return "permission denied";
+        for (var dir = Path.GetDirectoryName(path); dir is not null; dir = Path.GetDirectoryName(dir))
+            if (File.Exists(dir)) return $"{dir} is a file, not a directory";
+        return e.Message;
     }
 
     private static IGroupStore CreateGroupStore(BrokerOptions options, string clusterId, string dataDir, ILogger logger) => options.OffsetStore switch

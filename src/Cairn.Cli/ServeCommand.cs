@@ -71,7 +71,7 @@ internal static class ServeCommand
             }
             var unknown = ignored.Except(ClientVariables).Order(StringComparer.Ordinal).ToList();
             if (unknown.Count > 0)
-                Console.Error.WriteLine($"cairn serve: warning: ignoring {string.Join(", ", unknown)}: not broker settings");
+                Console.Error.WriteLine($"cairn serve: warning: ignoring {string.Join(", ", unknown)} (not {(unknown.Count == 1 ? "a broker setting" : "broker settings")})");
             return await RunAsync(options, level, cancellationToken);
         });
         return command;
