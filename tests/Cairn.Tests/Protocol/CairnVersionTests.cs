@@ -41,7 +41,7 @@ public sealed class CairnVersionTests
         await using var admin = new KafkaAdminClient(new KafkaClientOptions { BootstrapServers = $"127.0.0.1:{fake.Port}", RequestTimeout = TimeSpan.FromSeconds(5) });
         await admin.ListGroupsAsync();
         var (_, version, request) = fake.Received.First(r => r.Key == ApiKey.ApiVersions);
-        Assert.Equal(3, version);
+        Assert.True(version >= 3, $"ApiVersions v{version} has no software fields");
         var apiVersions = (ApiVersionsRequest)request;
         Assert.Equal(("cairn", CairnVersion.SoftwareVersion), (apiVersions.ClientSoftwareName, apiVersions.ClientSoftwareVersion));
         Assert.Equal(CairnVersion.Value.Replace('+', '-'), apiVersions.ClientSoftwareVersion);
