@@ -77,12 +77,28 @@ public sealed class ServeStartupTests
     [Fact]
     public async Task An_explicit_admin_address_that_is_taken_stops_start_up_with_one_line()
     {
+        // Taken by another broker's admin server (Kestrel against Kestrel: neither may share the port).
         var adminPort = BrokerProcess.FreePort();
-        using var holder = Listen(adminPort);
-        var r = await ServeAsync(["--listen", $"127.0.0.1:{BrokerProcess.FreePort()}", "--admin-listen", $"127.0.0.1:{adminPort}"]);
-        Assert.True(r.ExitCode == 1, $"expected exit code 1. {r.Describe()}");
-        Assert.True(r.Stderr.Trim() == $"cairn serve: cannot listen on 127.0.0.1:{adminPort}: address already in use", r.Describe());
-        AssertNoDotnetInternals(r);
+        await using var first = await BrokerProcess.StartAsync(new BrokerOptions
+        {
+            Settings = new Dictionary<string, string> { ["admin.listen"] = $"127.0.0.1:{adminPort}" },
+        });
+        await first.WithBrokerLogAsync(async () =>
+        {
+            await WaitForLogAsync(first, $"dashboard on http://127.0.0.1:{adminPort}/");
+            var r = await ServeAsync(["--listen", $"127.0.0.1:{BrokerProcess.FreePort()}", "--admin-listen", $"127.0.0.1:{adminPort}"]);
+            AssertOneLineError(r, 1, $"cairn serve: cannot listen on 127.0.0.1:{adminPort}: address already in use");
+        });
+    }
+
+    private static async Task WaitForLogAsync(BrokerProcess broker, string text)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!broker.RecentOutput().Contains(text, StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException($"no '{text}' in the broker log within 30 s");
+            await Task.Delay(100);
+        }
     }
 
     [Fact]
