@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Cairn's single test command.
 #
-#   bash test.sh
+#   bash test.sh                 install what is missing, build, run every test
+#   bash test.sh --install-only  install what is missing and check it is all there, then stop
 #
 # Installs what the tests need (Debian packages incl. chromium for the dashboard test, the kafkajs driver's node packages),
 # builds the solution in Release, runs tests/Cairn.Tests and tests/Cairn.Interop.Tests, and
 # ends with one line "N passed, M failed". Exits non-zero if anything failed. The dashboard screenshot is saved
 # as TestResults/artifacts/dashboard.png.
+# A requirement that is still missing after the install step fails the run at once, naming it ("0 passed, 1 failed"):
+# no test is skipped because a client is missing.
+# TEST_SH_EXTRA_PACKAGES="pkg ..." adds Debian packages to the requirements (to check the install path itself).
 # Runs non-interactively as root (CI=true, no stdin); uses sudo -n when not root.
 set -euo pipefail
 
@@ -16,7 +20,23 @@ export DEBIAN_FRONTEND=noninteractive
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 export NUGET_XMLDOC_MODE=skip
 
+install_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --install-only) install_only=1 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "test.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
 say() { printf '\n==> %s\n' "$*"; }
+
+# Ends the run before any test: the reason on stderr, then the closing line CI reads.
+fail_setup() {
+  for line in "$@"; do echo "test.sh: $line" >&2; done
+  echo "0 passed, 1 failed"
+  exit 1
+}
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"
@@ -26,57 +46,93 @@ as_root() {
 }
 
 # ----------------------------------------------------------------------------- system packages
+# No `cmd | grep -q` here: under pipefail grep -q exits at its first match, the writer dies of SIGPIPE (141) and the
+# pipeline counts as failed, so an installed or installable package looked absent. Output is captured, then matched.
+
+# Whether a Debian package is installed.
+pkg_installed() {
+  local status
+  status="$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" || return 1
+  [[ "$status" == *"ok installed"* ]]
+}
+
+# Whether apt can install a package (it has a candidate version).
+pkg_installable() {
+  local policy
+  policy="$(apt-cache policy "$1" 2>/dev/null)" || return 1
+  [[ "$policy" =~ Candidate:\ [^\(] ]]
+}
+
 # The Python drivers run under Debian's /usr/bin/python3: python3-kafka and python3-confluent-kafka
 # import only there (not under a pyenv python3 that may come first on PATH).
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 py_has() { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $1" >/dev/null 2>&1; }
 
-need=()
-command -v kcat >/dev/null 2>&1 || need+=(kcat)
-[ -x /usr/bin/python3 ] || need+=(python3)
-py_has kafka || need+=(python3-kafka)
-py_has confluent_kafka || need+=(python3-confluent-kafka)
-py_has snappy || need+=(python3-snappy)        # kafka-python snappy codec
-py_has lz4.frame || need+=(python3-lz4)        # kafka-python lz4 codec
-py_has zstandard || need+=(python3-zstandard)  # kafka-python zstd codec
-for p in librdkafka-dev liblz4-1 libzstd1 postgresql; do
-  pkg_installed "$p" || need+=("$p")
-done
-# Headless Chromium for the admin dashboard test (driven over the DevTools protocol; no browser download).
-[ -x /usr/bin/chromium ] || need+=(chromium)
-command -v node >/dev/null 2>&1 || need+=(nodejs)
-command -v npm >/dev/null 2>&1 || need+=(npm)
-
-if [ "${#need[@]}" -gt 0 ]; then
-  say "installing: ${need[*]}"
-  as_root apt-get update -qq
-  available=()
-  for p in "${need[@]}"; do
-    if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then
-      available+=("$p")
-    else
-      echo "test.sh: no Debian package '$p' here; skipping it" >&2
-    fi
+# Sets `missing` to the Debian packages providing each requirement that is not met.
+check_requirements() {
+  missing=()
+  command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+  [ -x /usr/bin/python3 ] || missing+=(python3)
+  py_has kafka || missing+=(python3-kafka)
+  py_has confluent_kafka || missing+=(python3-confluent-kafka)
+  py_has snappy || missing+=(python3-snappy)        # kafka-python snappy codec
+  py_has lz4.frame || missing+=(python3-lz4)        # kafka-python lz4 codec
+  py_has zstandard || missing+=(python3-zstandard)  # kafka-python zstd codec
+  local p
+  for p in librdkafka-dev liblz4-1 libzstd1 postgresql ${TEST_SH_EXTRA_PACKAGES:-}; do
+    pkg_installed "$p" || missing+=("$p")
   done
-  if [ "${#available[@]}" -gt 0 ]; then
-    as_root apt-get install -y -qq --no-install-recommends "${available[@]}" </dev/null
+  # Headless Chromium for the admin dashboard test (driven over the DevTools protocol; no browser download).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  return 0
+}
+
+check_requirements
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing: ${missing[*]}"
+  as_root apt-get update -qq || echo "test.sh: apt-get update failed; trying the package lists already here" >&2
+  installable=()
+  no_candidate=()
+  for p in "${missing[@]}"; do
+    if pkg_installable "$p"; then installable+=("$p"); else no_candidate+=("$p"); fi
+  done
+  if [ "${#installable[@]}" -gt 0 ]; then
+    as_root apt-get install -y -qq --no-install-recommends "${installable[@]}" </dev/null \
+      || echo "test.sh: apt-get install ${installable[*]} failed" >&2
+  fi
+  check_requirements
+  if [ "${#missing[@]}" -gt 0 ]; then
+    problems=()
+    for p in "${missing[@]}"; do
+      if [[ " ${no_candidate[*]} " == *" $p "* ]]; then
+        problems+=("required package '$p' is not installed and apt has no candidate for it (check /etc/apt/sources.list)")
+      else
+        problems+=("required package '$p' is still missing after apt-get install")
+      fi
+    done
+    fail_setup "${problems[@]}"
   fi
 fi
 
 # ----------------------------------------------------------------------------- node packages
 NODE_DIR="$ROOT/tests/Cairn.Interop.Tests/clients/node"
-if [ ! -d "$NODE_DIR/node_modules/kafkajs" ] || [ ! -d "$NODE_DIR/node_modules/kafkajs-snappy" ]; then
+node_packages_present() { [ -d "$NODE_DIR/node_modules/kafkajs" ] && [ -d "$NODE_DIR/node_modules/kafkajs-snappy" ]; }
+if ! node_packages_present; then
   say "npm ci in $NODE_DIR"
-  (cd "$NODE_DIR" && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; }) </dev/null
+  (cd "$NODE_DIR" && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; }) </dev/null \
+    || echo "test.sh: npm ci failed in $NODE_DIR" >&2
+  node_packages_present || fail_setup "the kafkajs driver's node packages (kafkajs, kafkajs-snappy) are missing in $NODE_DIR after npm ci"
+fi
+
+if [ "$install_only" -eq 1 ]; then
+  echo "test.sh: every required package and client is installed"
+  exit 0
 fi
 
 # ----------------------------------------------------------------------------- build
 say "dotnet build Cairn.slnx -c Release"
-if ! dotnet build Cairn.slnx -c Release -nologo -clp:ErrorsOnly </dev/null; then
-  echo "test.sh: build failed" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+dotnet build Cairn.slnx -c Release -nologo -clp:ErrorsOnly </dev/null || fail_setup "build failed"
 
 # ----------------------------------------------------------------------------- tests
 RESULTS="$ROOT/TestResults"
@@ -93,7 +149,9 @@ run_tests() {
   local name
   name="$(basename "$project")"
   if [ ! -d "$ROOT/$project" ]; then
-    echo "test.sh: $project not found; skipping" >&2
+    echo "test.sh: $project not found" >&2
+    failed=$((failed + 1))
+    status=1
     return
   fi
   say "dotnet test $project"
@@ -113,7 +171,7 @@ run_tests() {
   fi
   # <Counters total=".." executed=".." passed=".." failed=".." error=".." timeout=".." aborted=".." ... notExecuted=".." .../>
   local counters
-  counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n1)"
+  counters="$(grep -o -m1 '<Counters [^>]*>' "$trx")" || counters=""
   attr() { printf '%s' "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
   local p f e t a n
   p="$(attr passed)"; f="$(attr failed)"; e="$(attr error)"; t="$(attr timeout)"; a="$(attr aborted)"; n="$(attr notExecuted)"

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Cairn.Broker.Admin;
 using Cairn.Broker.Groups;
+using Cairn.Storage;
 
 namespace Cairn.Broker;
 
@@ -72,12 +73,65 @@ public sealed record BrokerOptions
                 "admin.lag.sample.interval.ms" => options with { Admin = options.Admin with { LagSampleInterval = Ms(key, value, 100) } },
                 "admin.lag.history.minutes" => options with { Admin = options.Admin with { LagHistory = TimeSpan.FromMinutes(ParseInt(key, value, 1, 7 * 24 * 60)) } },
                 "metrics.max.series" => options with { Admin = options.Admin with { MaxMetricSeries = ParseInt(key, value, 1, 10_000_000) } },
-                _ when key.StartsWith("log.", StringComparison.Ordinal) || key.StartsWith("message.", StringComparison.Ordinal)
-                    => Track(options, log, key, value),
-                _ => throw new ArgumentException($"unknown setting '{rawKey}'"),
+                "log.retention.check.interval.ms" => Track(options, log, key, ParseInt(key, value, 1, int.MaxValue).ToString(CultureInfo.InvariantCulture)),
+                _ when LogPropertyNames.Contains(key) => Track(options, log, key, value),
+                _ => throw new ArgumentException(UnknownSettingMessage(rawKey)),
             };
         }
+        // The topic defaults are checked now, so a bad value is a configuration error before anything starts.
+        foreach (var (key, value) in log)
+        {
+            if (LogConfig.TryFromBrokerProperties(new Dictionary<string, string> { [key] = value }, out _, out var logError) != Protocol.ErrorCode.None)
+                throw new ArgumentException($"{key}: {logError}");
+        }
         return options with { LogSettings = log };
+    }
+
+    /// <summary>The broker-wide topic defaults the storage layer understands (log.retention.ms, message.max.bytes, ...).</summary>
+    private static readonly HashSet<string> LogPropertyNames = [.. LogConfig.BrokerPropertyNames];
+
+    /// <summary>Every setting name <see cref="FromSettings"/> accepts, in its dotted form.</summary>
+    public static IReadOnlyList<string> SettingNames { get; } =
+    [
+        "listen", "advertised.host", "advertised.port", "node.id", "data.dir", "log.dir", "log.dirs", "default.partitions", "num.partitions",
+        "auto.create.topics", "auto.create.topics.enable", "max.request.bytes", "socket.request.max.bytes", "log.flush.on.ack",
+        "offset.store", "offset.store.connection", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
+        "group.initial.rebalance.delay.ms", "group.max.size", "offsets.retention.minutes", "offsets.retention.check.interval.ms",
+        "offset.metadata.max.bytes", "admin.listen", "admin.enabled", "admin.allow.remote.writes", "admin.lag.sample.interval.ms",
+        "admin.lag.history.minutes", "metrics.max.series", "log.retention.check.interval.ms", .. LogConfig.BrokerPropertyNames,
+    ];
+
+    /// <summary>Whether <paramref name="key"/> (in any spelling <see cref="Normalize"/> accepts) names a broker setting.</summary>
+    public static bool IsSetting(string key) => SettingNames.Contains(Normalize(key));
+
+    /// <summary>"unknown setting 'log.retension.ms' (did you mean log.retention.ms?)": the closest names by edit distance.</summary>
+    internal static string UnknownSettingMessage(string rawKey)
+    {
+        var key = Normalize(rawKey);
+        var close = SettingNames
+            .Select(name => (name, distance: EditDistance(key, name)))
+            .Where(c => c.distance <= Math.Max(2, key.Length / 3))
+            .OrderBy(c => c.distance).ThenBy(c => c.name, StringComparer.Ordinal)
+            .Select(c => c.name).Distinct().Take(3).ToList();
+        return close.Count == 0
+            ? $"unknown setting '{rawKey}'"
+            : $"unknown setting '{rawKey}' (did you mean {string.Join(", ", close.Take(close.Count - 1))}{(close.Count > 1 ? " or " : "")}{close[^1]}?)";
+    }
+
+    /// <summary>Levenshtein distance: insertions, deletions and substitutions each count one.</summary>
+    internal static int EditDistance(string a, string b)
+    {
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++) previous[j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            (previous, current) = (current, previous);
+        }
+        return previous[b.Length];
     }
 
     private static BrokerOptions Track(BrokerOptions options, Dictionary<string, string> log, string key, string value)

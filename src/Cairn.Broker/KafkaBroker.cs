@@ -41,7 +41,14 @@ public sealed class KafkaBroker : IAsyncDisposable
     {
         var logger = loggerFactory.CreateLogger("Cairn.Broker");
         var dataDir = Path.GetFullPath(options.DataDir);
-        Directory.CreateDirectory(dataDir);
+        try
+        {
+            Directory.CreateDirectory(dataDir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot create data directory {dataDir}: {CreateDirectoryError(dataDir, e)}", e);
+        }
         options = options with { DataDir = dataDir };
         LogManager? logsOpened = null;
         GroupCoordinator? coordinator = null;
@@ -50,6 +57,8 @@ public sealed class KafkaBroker : IAsyncDisposable
         KafkaBroker? broker = null;
         try
         {
+            // Bind first: a taken port is the likeliest start-up failure and must not wait for (or be hidden by) the logs.
+            server = new KafkaServer(options.ListenEndPoint, null!, options.MaxRequestBytes, logger);
             if (LogConfig.TryFromBrokerProperties(options.LogSettings, out var defaults, out var configError) != Protocol.ErrorCode.None)
                 throw new ArgumentException(configError);
             var storage = new StorageOptions
@@ -61,13 +70,21 @@ public sealed class KafkaBroker : IAsyncDisposable
             if (options.LogSettings.TryGetValue("log.retention.check.interval.ms", out var interval))
                 storage.RetentionCheckInterval = TimeSpan.FromMilliseconds(long.Parse(interval, System.Globalization.CultureInfo.InvariantCulture));
 
-            var logs = logsOpened = await LogManager.OpenAsync(storage, loggerFactory, cancellationToken);
+            LogManager logs;
+            try
+            {
+                logs = logsOpened = await LogManager.OpenAsync(storage, loggerFactory, cancellationToken);
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                throw new IOException($"cannot write to data directory {dataDir}: permission denied", e);
+            }
             var clusterId = LoadOrCreateClusterId(dataDir);
             var groupLogger = loggerFactory.CreateLogger("Cairn.Groups");
             coordinator = await GroupCoordinator.StartAsync(CreateGroupStore(options, clusterId, dataDir, groupLogger), logs, options.Groups,
                 TimeProvider.System, groupLogger, cancellationToken);
             metrics = new BrokerMetrics(logs, coordinator, () => server?.ActiveConnections ?? 0, options.Admin.MaxMetricSeries);
-            server = new KafkaServer(options.ListenEndPoint, null!, options.MaxRequestBytes, logger, metrics);
+            server.Metrics = metrics;
             var context = new BrokerContext(options, logs, clusterId,
                 options.AdvertisedHost ?? options.ListenHost, options.AdvertisedPort ?? server.LocalEndPoint.Port, loggerFactory)
             {
@@ -105,8 +122,8 @@ public sealed class KafkaBroker : IAsyncDisposable
             ]);
             server.Handlers = registry;
             server.Start();
-            logger.LogInformation("Cairn broker {NodeId} (cluster {ClusterId}) listening on {Endpoint}, advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
-                options.NodeId, clusterId, server.LocalEndPoint, context.AdvertisedHost, context.AdvertisedPort, dataDir, logs.Topics.Count());
+            logger.LogInformation("Cairn {Version} listening on {Endpoint}: broker {NodeId} (cluster {ClusterId}), advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
+                Protocol.CairnVersion.Value, server.LocalEndPoint, options.NodeId, clusterId, context.AdvertisedHost, context.AdvertisedPort, dataDir, logs.Topics.Count());
             broker = new KafkaBroker(context, server, metrics, logger);
             if (options.Admin.Enabled) await broker.StartAdminAsync(options.Admin, loggerFactory, cancellationToken);
             broker._ready = true;
@@ -117,11 +134,11 @@ public sealed class KafkaBroker : IAsyncDisposable
             await broker.DisposeAsync();
             throw;
         }
-        catch (Exception) when (logsOpened is not null)
+        catch (Exception)
         {
             if (server is not null) await server.DisposeAsync();
             if (coordinator is not null) await coordinator.DisposeAsync();
-            await logsOpened.DisposeAsync();
+            if (logsOpened is not null) await logsOpened.DisposeAsync();
             metrics?.Dispose();
             throw;
         }
@@ -145,8 +162,8 @@ public sealed class KafkaBroker : IAsyncDisposable
         catch (Exception e) when (admin.ListenIsDefault && e is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
         {
             exporter.Dispose();
-            _logger.LogWarning("admin API not started: cannot listen on the default address {Address} ({Error}); set admin.listen (--admin-listen) to another HOST:PORT, or to none",
-                AdminOptions.DefaultListen, e.Message);
+            _logger.LogWarning("admin API not started: {Error} (the default admin.listen); set admin.listen (--admin-listen) to another HOST:PORT, or to none",
+                e.Message);
             return;
         }
         catch
@@ -159,6 +176,14 @@ public sealed class KafkaBroker : IAsyncDisposable
         sampler.Start();
         _logger.LogInformation("admin API, /metrics and dashboard on http://{Endpoint}/ (remote writes {Remote})",
             _admin.LocalEndPoint, admin.AllowRemoteWrites ? "allowed" : "refused");
+    }
+
+    private static string CreateDirectoryError(string path, Exception e)
+    {
+        if (e is UnauthorizedAccessException) return "permission denied";
+        for (var dir = Path.GetDirectoryName(path); dir is not null; dir = Path.GetDirectoryName(dir))
+            if (File.Exists(dir)) return $"{dir} is a file, not a directory";
+        return e.Message;
     }
 
     private static IGroupStore CreateGroupStore(BrokerOptions options, string clusterId, string dataDir, ILogger logger) => options.OffsetStore switch

@@ -336,6 +336,9 @@ public sealed record LogConfig
         ("log.index.size.max.bytes", "segment.index.bytes", 0),
     ];
 
+    /// <summary>The server.properties-style names <see cref="TryFromBrokerProperties"/> understands (log.segment.bytes, ...).</summary>
+    public static IEnumerable<string> BrokerPropertyNames => BrokerKeys.Select(k => k.Broker);
+
     /// <summary>
     /// Builds the broker-wide default topic config from server.properties-style keys (log.segment.bytes,
     /// log.retention.hours|minutes|ms, message.max.bytes, log.flush.interval.messages, ...). Keys it does not

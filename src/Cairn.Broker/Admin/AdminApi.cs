@@ -29,7 +29,7 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
 
     public AdminResult Broker(System.Net.IPEndPoint kafka, DateTimeOffset startedAt) => new(200, new BrokerDto(
         context.ClusterId, context.NodeId, $"{context.AdvertisedHost}:{context.AdvertisedPort}", kafka.ToString(),
-        typeof(AdminApi).Assembly.GetName().Version?.ToString() ?? "", startedAt, Logs.Topics.Count, Groups.ListGroups().Count,
+        CairnVersion.Value, startedAt, Logs.Topics.Count, Groups.ListGroups().Count,
         sampler?.Interval.TotalSeconds ?? 0));
 
     // ------------------------------------------------------------------ topics

@@ -46,7 +46,7 @@ public sealed class AdminServer : IAsyncDisposable
 
     public IPEndPoint LocalEndPoint { get; private set; } = null!;
 
-    /// <summary>Binds and starts serving. Throws <see cref="IOException"/> when the address cannot be bound.</summary>
+    /// <summary>Binds and starts serving. Throws <see cref="IOException"/> "cannot listen on HOST:PORT: reason" when the address cannot be bound.</summary>
     public static async Task<AdminServer> StartAsync(AdminOptions options, AdminApi api, PrometheusExporter exporter, Func<bool> ready,
         Func<IPEndPoint> kafkaEndPoint, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
     {
@@ -62,6 +62,10 @@ public sealed class AdminServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new ForwardingLoggerProvider(loggerFactory));
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // The host logs a failed start (e.g. the port is taken) with its stack trace at error level before throwing;
+        // the broker reports that failure itself in one line (a warning for the best-effort default address).
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         builder.Services.AddSingleton<IHostLifetime, BrokerOwnedLifetime>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         builder.WebHost.ConfigureKestrel(k =>
@@ -77,15 +81,31 @@ public sealed class AdminServer : IAsyncDisposable
         {
             await app.StartAsync(cancellationToken);
         }
-        catch
+        catch (Exception e)
         {
             await app.DisposeAsync();
+            // Kestrel binds exclusively (no SO_REUSEPORT) and reports a taken port as IOException("Failed to bind to address ...")
+            // around an AddressInUseException around the SocketException.
+            if (e is IOException)
+            {
+                var reason = Inner<System.Net.Sockets.SocketException>(e) is { } socketError ? Network.KafkaServer.ListenError(socketError)
+                    : Inner<Microsoft.AspNetCore.Connections.AddressInUseException>(e) is not null ? "address already in use"
+                    : e.Message;
+                throw new IOException($"cannot listen on {endpoint}: {reason}", e);
+            }
             throw;
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
         int port = address is not null && Uri.TryCreate(address, UriKind.Absolute, out var uri) ? uri.Port : endpoint.Port;
         server.LocalEndPoint = new IPEndPoint(endpoint.Address, port);
         return server;
+    }
+
+    private static T? Inner<T>(Exception? e) where T : Exception
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e is T found) return found;
+        return null;
     }
 
     private async Task HandleAsync(HttpContext http)

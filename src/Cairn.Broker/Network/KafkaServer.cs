@@ -12,7 +12,6 @@ public sealed class KafkaServer : IAsyncDisposable
     private readonly Socket _listener;
     private readonly ILogger _logger;
     private readonly int _maxRequestBytes;
-    private readonly BrokerMetrics? _metrics;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<long, Task> _connections = new();
     private Task? _acceptLoop;
@@ -20,19 +19,55 @@ public sealed class KafkaServer : IAsyncDisposable
 
     public KafkaServer(IPEndPoint endpoint, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
     {
-        _metrics = metrics;
+        Metrics = metrics;
         Handlers = handlers;
         _logger = logger;
         _maxRequestBytes = maxRequestBytes;
-        _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(endpoint);
+        _listener = BindExclusive(endpoint);
         LocalEndPoint = (IPEndPoint)_listener.LocalEndPoint!;
     }
+
+    /// <summary>
+    /// Binds a listening socket that no other process can share. Not SocketOptionName.ReuseAddress: on Linux .NET maps it
+    /// to SO_REUSEADDR and SO_REUSEPORT, and SO_REUSEPORT lets a second broker listen on the same port (the kernel then
+    /// spreads connections across both). SO_REUSEADDR alone still allows a restart while old connections sit in TIME_WAIT.
+    /// Throws <see cref="IOException"/> "cannot listen on HOST:PORT: reason".
+    /// </summary>
+    internal static Socket BindExclusive(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (OperatingSystem.IsLinux())
+                socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+            else if (OperatingSystem.IsWindows())
+                socket.ExclusiveAddressUse = true;
+            socket.Bind(endpoint);
+            return socket;
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new IOException($"cannot listen on {endpoint}: {ListenError(e)}", e);
+        }
+    }
+
+    private const int SolSocket = 1, SoReuseAddr = 2; // <sys/socket.h> on Linux
+
+    /// <summary>The reason a bind failed, in the words of the C library (and Kafka's "Address already in use").</summary>
+    internal static string ListenError(SocketException e) => e.SocketErrorCode switch
+    {
+        SocketError.AddressAlreadyInUse => "address already in use",
+        SocketError.AccessDenied => "permission denied",
+        SocketError.AddressNotAvailable => "address not available on this machine",
+        _ => e.Message.ToLowerInvariant(),
+    };
 
     public IPEndPoint LocalEndPoint { get; }
     /// <summary>Set before <see cref="Start"/>; handlers need the bound port, so they are built after binding.</summary>
     public HandlerRegistry Handlers { get; set; }
+    /// <summary>Set before <see cref="Start"/>; the broker binds before it opens the logs the metrics read.</summary>
+    public BrokerMetrics? Metrics { get; set; }
     public int ActiveConnections { get { lock (_connections) return _connections.Count; } }
 
     public void Start()
@@ -59,7 +94,7 @@ public sealed class KafkaServer : IAsyncDisposable
             }
             socket.NoDelay = true;
             long id = Interlocked.Increment(ref _nextConnectionId);
-            var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, _metrics);
+            var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, Metrics);
             lock (_connections) _connections[id] = RunConnectionAsync(id, connection);
         }
     }

@@ -28,8 +28,6 @@ internal readonly record struct ResponseFrame(ReadOnlyMemory<byte> Body, short V
 internal sealed class BrokerConnection : IAsyncDisposable
 {
     private const int MaxResponseBytes = 1024 * 1024 * 1024;
-    private const string SoftwareName = "cairn-client";
-    private static readonly string SoftwareVersion = typeof(BrokerConnection).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
     private sealed class Pending(RequestHeader header, TaskCompletionSource<ResponseFrame> completion)
     {
@@ -119,7 +117,7 @@ internal sealed class BrokerConnection : IAsyncDisposable
         var declared = MessageCatalog.Request(ApiKey.ApiVersions)!.Versions;
         short version = declared.Max;
         if (maxVersions is not null && maxVersions.TryGetValue(ApiKey.ApiVersions, out var cap)) version = Math.Min(version, cap);
-        var request = new ApiVersionsRequest { ClientSoftwareName = SoftwareName, ClientSoftwareVersion = SoftwareVersion };
+        var request = new ApiVersionsRequest { ClientSoftwareName = CairnVersion.SoftwareName, ClientSoftwareVersion = CairnVersion.SoftwareVersion };
         var frame = await SendAsync(ApiKey.ApiVersions, version, w => MessageSerializer.Write(w, request, version), _requestTimeout, cancellationToken).ConfigureAwait(false);
         // A broker that does not know our version answers with a v0 body carrying UNSUPPORTED_VERSION and its ranges.
         var errorCode = (ErrorCode)BinaryPrimitives.ReadInt16BigEndian(frame.Body.Span);

@@ -73,6 +73,7 @@ public sealed class ChildProcess : IAsyncDisposable
             WorkingDirectory = workingDirectory ?? Path.GetTempPath(),
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        ClientTools.EnsureInstalled(fileName, psi.ArgumentList.ToList()); // a missing client fails the test, naming it
         psi.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
         psi.Environment["PYTHONUNBUFFERED"] = "1";
         psi.Environment["KAFKAJS_NO_PARTITIONER_WARNING"] = "1";

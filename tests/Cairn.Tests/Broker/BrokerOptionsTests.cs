@@ -52,4 +52,97 @@ public class BrokerOptionsTests
         Assert.Equal(TimeSpan.Zero, o.Groups.InitialRebalanceDelay);
         Assert.Equal(TimeSpan.FromHours(1), o.Groups.OffsetsRetention);
     }
+
+    [Theory]
+    [InlineData("log.retension.ms", "did you mean log.retention.ms")]
+    [InlineData("data-dri", "did you mean data.dir")]
+    [InlineData("LISTNE", "did you mean listen")]
+    [InlineData("admin.listen.port", "did you mean admin.listen")]
+    public void An_unknown_setting_is_named_with_the_closest_valid_names(string key, string suggestion)
+    {
+        var e = Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new(key, "1")]));
+        Assert.StartsWith($"unknown setting '{key}' (", e.Message);
+        Assert.Contains(suggestion, e.Message);
+    }
+
+    [Theory]
+    [InlineData("log.no.such.thing")]
+    [InlineData("message.no.such.thing")]
+    [InlineData("bootstrap.server")]
+    public void Unknown_log_and_message_names_are_errors_too(string key)
+    {
+        var e = Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new(key, "1")]));
+        Assert.StartsWith($"unknown setting '{key}'", e.Message);
+    }
+
+    [Fact]
+    public void Every_listed_setting_name_is_accepted()
+    {
+        foreach (var name in BrokerOptions.SettingNames)
+        {
+            // The value may be invalid for the setting; what matters is that the name is known.
+            try { BrokerOptions.FromSettings([new(name, "1")]); }
+            catch (ArgumentException e) { Assert.DoesNotContain("unknown setting", e.Message); }
+            Assert.True(BrokerOptions.IsSetting(name.Replace('.', '_').ToUpperInvariant()), name);
+        }
+        Assert.Contains("log.segment.bytes", BrokerOptions.SettingNames);
+        Assert.Contains("message.max.bytes", BrokerOptions.SettingNames);
+    }
+
+    [Theory]
+    [InlineData("log.segment.bytes", "big")]
+    [InlineData("log.retention.hours", "soon")]
+    [InlineData("log.cleanup.policy", "shred")]
+    [InlineData("log.retention.check.interval.ms", "often")]
+    public void A_bad_topic_default_is_rejected_before_start_up_naming_the_setting(string key, string value)
+    {
+        var e = Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new(key, value)]));
+        Assert.StartsWith(key, e.Message);
+        Assert.Contains(value, e.Message);
+    }
+
+    [Fact]
+    public void CAIRN_variables_that_are_not_broker_settings_are_left_out_and_reported()
+    {
+        var env = new System.Collections.Hashtable { ["CAIRN_BOOTSTRAP_SERVER"] = "127.0.0.1:9092", ["CAIRN_DATA_DIR"] = "/d", ["CAIRN_CONFIG"] = "/c", ["HOME"] = "/root" };
+        var ignored = new List<string>();
+        var settings = BrokerSettings.FromEnvironment(env, ignored);
+        Assert.Equal([new KeyValuePair<string, string>("DATA_DIR", "/d")], settings);
+        Assert.Equal(["CAIRN_BOOTSTRAP_SERVER"], ignored);
+        Assert.Equal("/d", BrokerOptions.FromSettings(settings).DataDir);
+    }
+
+    [Fact]
+    public void A_missing_config_file_is_one_line_naming_it()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"cairn-missing-{Guid.NewGuid():N}.properties");
+        var e = Assert.Throws<ArgumentException>(() => BrokerSettings.ReadPropertiesFile(path));
+        Assert.Equal($"cannot read config file {path}: not found", e.Message);
+        var dir = Directory.CreateTempSubdirectory();
+        e = Assert.Throws<ArgumentException>(() => BrokerSettings.ReadPropertiesFile(dir.FullName));
+        Assert.Equal($"cannot read config file {dir.FullName}: is a directory", e.Message);
+        dir.Delete();
+    }
+
+    [Fact]
+    public void A_config_line_without_equals_names_the_file_and_line()
+    {
+        var file = Path.GetTempFileName();
+        File.WriteAllLines(file, ["# comment", "listen 127.0.0.1:9092"]);
+        var e = Assert.Throws<ArgumentException>(() => BrokerSettings.ReadPropertiesFile(file));
+        Assert.Equal($"{file}:2: expected KEY=VALUE, got 'listen 127.0.0.1:9092'", e.Message);
+        File.Delete(file);
+    }
+
+    [Theory]
+    [InlineData("", "", 0)]
+    [InlineData("listen", "listen", 0)]
+    [InlineData("kitten", "sitting", 3)]
+    [InlineData("data.dri", "data.dir", 2)]
+    [InlineData("abc", "", 3)]
+    public void Edit_distance_counts_insertions_deletions_and_substitutions(string a, string b, int expected)
+    {
+        Assert.Equal(expected, BrokerOptions.EditDistance(a, b));
+        Assert.Equal(expected, BrokerOptions.EditDistance(b, a));
+    }
 }

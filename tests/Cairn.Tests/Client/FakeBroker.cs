@@ -74,7 +74,9 @@ public sealed class FakeBroker : IAsyncDisposable
                 header.WriteResponseHeader(writer);
                 if (header.ApiKey == ApiKey.ApiVersions)
                 {
-                    Received.Enqueue((header.ApiKey, header.ApiVersion, new ApiVersionsRequest()));
+                    // Kept as sent (software name and version) when it is a version Cairn can decode.
+                    Received.Enqueue((header.ApiKey, header.ApiVersion, header.ApiVersion <= MessageCatalog.Request(ApiKey.ApiVersions)!.Versions.Max
+                        ? MessageSerializer.Read<ApiVersionsRequest>(reader, header.ApiVersion) : new ApiVersionsRequest()));
                     var versions = new ApiVersionsResponse
                     {
                         ApiKeys = _handlers.Select(h => new ApiVersionsResponse.ApiVersion { ApiKey = (short)h.Key, MinVersion = h.Value.Versions.Min, MaxVersion = h.Value.Versions.Max })

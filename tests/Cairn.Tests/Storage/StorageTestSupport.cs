@@ -46,7 +46,7 @@ internal static class TestBatch
         BinaryPrimitives.WriteInt32BigEndian(s[8..], batch.Length - RecordBatchHeader.LogOverhead);
         BinaryPrimitives.WriteInt32BigEndian(s[12..], -1);
         s[16] = 2;
-        short attributes = (short)((gzip ? 1 : 0) | extraAttributes);
+        short attributes = (short)((ushort)extraAttributes | (gzip ? 1 : 0));
         BinaryPrimitives.WriteInt16BigEndian(s[21..], attributes);
         BinaryPrimitives.WriteInt32BigEndian(s[23..], lastOffsetDeltaOverride ?? records.Count - 1);
         BinaryPrimitives.WriteInt64BigEndian(s[27..], baseTs);
