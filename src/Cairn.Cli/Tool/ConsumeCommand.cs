@@ -13,10 +13,15 @@ namespace Cairn.Cli.Tool;
 /// <summary><c>cairn consume TOPIC...</c>: print records, kcat style.</summary>
 internal static class ConsumeCommand
 {
-    /// <summary>Where to start: an Offset for the consumer, or N records before the end.</summary>
-    private sealed record StartSpec(Offset? Offset, long? BeforeEnd)
+    /// <summary>
+    /// Where to start: an Offset for the consumer, or N records before the end; with <paramref name="NoReset"/>
+    /// (auto.offset.reset=none) nowhere, so a partition without a committed offset is an error.
+    /// </summary>
+    private sealed record StartSpec(Offset? Offset, long? BeforeEnd, bool NoReset = false)
     {
-        public override string ToString() => BeforeEnd is { } n ? $"{n} before the end" : Offset!.Value.ToString();
+        public static readonly StartSpec None = new(null, null, NoReset: true);
+
+        public override string ToString() => NoReset ? "none" : BeforeEnd is { } n ? $"{n} before the end" : Offset!.Value.ToString();
     }
 
     /// <summary>Where each partition stops (--until): before offset N, or at the first record at or after a time.</summary>
@@ -67,8 +72,8 @@ internal static class ConsumeCommand
         };
         var from = new Option<string?>("--from", "-o")
         {
-            Description = "Where to start: earliest (default), latest, an offset N, -N (N records before the end), an ISO-8601 date-time " +
-                          "(2026-11-20T10:00:00Z) or @MS / s@MS (a timestamp in ms). With --group it applies only to partitions without a committed offset",
+            Description = "Where to start: earliest (default, unless -X auto.offset.reset=latest), latest, an offset N, -N (N records before the end), " +
+                          "an ISO-8601 date-time (2026-11-20T10:00:00Z) or @MS / s@MS (a timestamp in ms). With --group it applies only to partitions without a committed offset",
             HelpName = "where",
         };
         var until = new Option<string?>("--until")
@@ -90,10 +95,10 @@ internal static class ConsumeCommand
         var valueFormat = new Option<string?>("--value-format") { Description = "How values are printed (in --format and --output json): text (as they are), hex or base64", HelpName = "text|hex|base64" };
         var group = new Option<string?>("--group", "-g")
         {
-            Description = "Start from this group's committed offsets and commit the positions reached when done. cairn does not join the group: " +
-                          "the commit is accepted only while the group has no active members",
+            Description = "Start from this group's committed offsets and commit the positions reached when done (not with -X enable.auto.commit=false; " +
+                          "-X group.id=G is the same as --group G). cairn does not join the group: the commit is accepted only while the group has no active members",
         };
-        var isolation = new Option<string>("--isolation") { Description = "read_uncommitted or read_committed", DefaultValueFactory = _ => "read_uncommitted" };
+        var isolation = new Option<string>("--isolation") { Description = "read_uncommitted or read_committed (default: -X isolation.level, else read_uncommitted)", DefaultValueFactory = _ => "read_uncommitted" };
         isolation.AcceptOnlyFromAmong("read_uncommitted", "read_committed");
 
         var command = new Command("consume",
@@ -103,13 +108,22 @@ internal static class ConsumeCommand
         CommonOptions.AddTo(command);
         command.SetToolAction("consume", async ctx =>
         {
-            var start = ParseStart(ctx.Get(from));
+            var settings = ClientPropertyMapping.Consumer(ctx.TryGetProperty,
+                new ConsumeFlags(Isolation: ctx.IsExplicit(isolation) ? ctx.Get(isolation) : null, Group: ctx.Get(group)),
+                new ConsumerOptions { EnablePartitionEof = true, IsolationLevel = IsolationLevel.ReadUncommitted });
+            // -o wins; without it auto.offset.reset says where to start (and where partitions without a committed offset start with --group).
+            var start = ctx.IsExplicit(from) ? ParseStart(ctx.Get(from)) : settings.Reset switch
+            {
+                AutoOffsetReset.Latest => new StartSpec(Offset.Latest, null),
+                AutoOffsetReset.None => StartSpec.None,
+                _ => new StartSpec(Offset.Earliest, null),
+            };
             var stop = UntilSpec.Parse(ctx.Get(until));
             TimeSpan? idle = ctx.Get(idleTimeout) is { } idleText ? CliValues.ParseDuration(idleText, "--idle-timeout") : null;
             long? max = ctx.Get(count);
             if (max is < 1) throw new UsageException("--count must be at least 1");
-            var groupId = ctx.Get(group);
-            if (groupId is { Length: 0 }) throw new UsageException("--group must not be empty");
+            if (ctx.Get(group) is { Length: 0 }) throw new UsageException("--group must not be empty");
+            var groupId = settings.Group;
             bool json = ctx.OutputRequested == OutputFormat.Json;
             if (json && ctx.Get(format) is not null) throw new UsageException("--format applies to text output, not --output json");
             var keyEncoding = RecordFormat.ParseEncoding(ctx.Get(keyFormat), "--key-format");
@@ -151,12 +165,14 @@ internal static class ConsumeCommand
                         "has no members; stop its consumers, or consume without --group");
                 committed = await ctx.Admin.FetchCommittedOffsetsAsync(groupId, assignment, ctx.CancellationToken);
             }
+            if (start.NoReset && assignment.Where(tp => !committed.ContainsKey(tp)).Select(tp => $"{tp.Topic}:{tp.Partition}").ToList() is { Count: > 0 } unset)
+                throw new ToolException($"no committed offset {(groupId is null ? "(no --group)" : $"for group '{groupId}'")} on {string.Join(", ", unset.Take(5))}" +
+                    $"{(unset.Count > 5 ? $" and {unset.Count - 5} more" : "")}, and auto.offset.reset is none: give --from, or another auto.offset.reset");
 
-            var consumerOptions = new ConsumerOptions
+            // auto.offset.reset, when given, is also what happens to a position that has left the log (as in Kafka's consumer).
+            var consumerOptions = settings.Options with
             {
-                EnablePartitionEof = true,
-                AutoOffsetReset = start.Offset is { Kind: OffsetKind.Latest } ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest,
-                IsolationLevel = ctx.Get(isolation) == "read_committed" ? IsolationLevel.ReadCommitted : IsolationLevel.ReadUncommitted,
+                AutoOffsetReset = settings.Reset ?? (start.Offset is { Kind: OffsetKind.Latest } ? AutoOffsetReset.Latest : AutoOffsetReset.Earliest),
             };
             await using var consumer = new KafkaConsumer(ctx.ClientOptions, consumerOptions);
             consumer.Assign(assignment);
@@ -257,7 +273,7 @@ internal static class ConsumeCommand
                 catch (IOException) { /* the reader went away (head, a closed pipe) */ }
             }
 
-            if (groupId is not null)
+            if (groupId is not null && settings.Commit)
             {
                 var positions = new Dictionary<TopicPartition, OffsetAndMetadata>();
                 foreach (var tp in assignment)

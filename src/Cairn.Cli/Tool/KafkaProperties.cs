@@ -26,12 +26,12 @@ internal static class KafkaProperties
         ["retry.backoff.ms"] = "retry.backoff.ms",
     };
 
-    /// <summary>Producer and consumer properties: accepted here, used by produce and consume.</summary>
+    /// <summary>Producer and consumer properties: accepted here, used by produce and consume (<see cref="ClientPropertyMapping"/>).</summary>
     public static readonly IReadOnlySet<string> ClientNames = new HashSet<string>(StringComparer.Ordinal)
     {
         // consumer
         "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms", "group.id", "group.instance.id", "isolation.level",
-        "fetch.max.wait.ms", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes", "max.partition.fetch.bytes",
+        "fetch.max.wait.ms", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes", "max.partition.fetch.bytes", "fetch.message.max.bytes",
         "check.crcs", "enable.partition.eof", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
         "max.poll.records", "partition.assignment.strategy",
         // producer

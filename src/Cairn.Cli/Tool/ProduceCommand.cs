@@ -62,20 +62,17 @@ internal static class ProduceCommand
             if (explicitPartition is < 0) throw new UsageException("--partition must not be negative");
             if (ctx.Get(lingerMs) < 0) throw new UsageException("--linger-ms must not be negative");
             bool deliveryReport = ctx.Get(report);
-            var options = new ProducerOptions
+            // Flags given on the command line beat -X and --command-config (acks, compression.type, linger.ms, ...).
+            var options = ClientPropertyMapping.Producer(ctx.TryGetProperty, new ProduceFlags(
+                Compression: ctx.IsExplicit(compression) ? ctx.Get(compression) : null,
+                Acks: ctx.IsExplicit(acks) ? ctx.Get(acks) : null,
+                LingerMs: ctx.IsExplicit(lingerMs) ? ctx.Get(lingerMs) : null), new ProducerOptions
             {
-                Compression = ctx.Get(compression) switch
-                {
-                    "gzip" => CompressionCodec.Gzip,
-                    "snappy" => CompressionCodec.Snappy,
-                    "lz4" => CompressionCodec.Lz4,
-                    "zstd" => CompressionCodec.Zstd,
-                    _ => CompressionCodec.None,
-                },
-                Acks = ctx.Get(acks) switch { "0" => Acks.None, "1" => Acks.Leader, _ => Acks.All },
+                Compression = CompressionCodec.None,
+                Acks = Acks.All,
                 Linger = TimeSpan.FromMilliseconds(ctx.Get(lingerMs)),
                 DeliveryTimeout = TimeSpan.FromSeconds(Math.Max(30, ctx.RequestTimeout.TotalSeconds * 2)),
-            };
+            });
 
             var fileInfo = ctx.Get(file);
             await using var input = fileInfo is not null ? OpenFile(fileInfo) : Console.OpenStandardInput();

@@ -141,6 +141,9 @@ internal sealed class ToolContext : IAsyncDisposable
     public T Get<T>(Option<T> option) => Parse.GetValue(option)!;
     public T Get<T>(Argument<T> argument) => Parse.GetValue(argument)!;
 
+    /// <summary>True when <paramref name="option"/> was given on the command line, not defaulted: it then beats -X and --command-config.</summary>
+    public bool IsExplicit(Option option) => Parse.GetResult(option) is { Implicit: false };
+
     /// <summary>
     /// The client properties given with --command-config and -X (-X wins), by the name given. Connection properties
     /// (bootstrap.servers, client.id, request.timeout.ms, ...) are already in <see cref="ClientOptions"/>; producer and
@@ -149,18 +152,17 @@ internal sealed class ToolContext : IAsyncDisposable
     public IReadOnlyDictionary<string, string> ClientProperties { get; }
 
     /// <summary>
-    /// The value of <paramref name="name"/>, or else of the first of its <paramref name="aliases"/> given (librdkafka's
-    /// names: "linger.ms" and "queue.buffering.max.ms"), marking it used: properties no command used are reported as ignored.
+    /// The value of the property <paramref name="name"/>, marking it used: properties no command used are reported as
+    /// ignored. <see cref="ClientPropertyMapping"/> reads the producer and consumer ones, with their librdkafka aliases.
     /// </summary>
-    public bool TryGetProperty(string name, out string value, params string[] aliases)
+    public bool TryGetProperty(string name, out string value)
     {
-        foreach (var n in aliases.Prepend(name))
-            if (ClientProperties.TryGetValue(n, out var v))
-            {
-                _usedProperties.Add(n);
-                value = v;
-                return true;
-            }
+        if (ClientProperties.TryGetValue(name, out var v))
+        {
+            _usedProperties.Add(name);
+            value = v;
+            return true;
+        }
         value = "";
         return false;
     }
