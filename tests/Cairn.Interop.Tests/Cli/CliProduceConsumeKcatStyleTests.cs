@@ -7,7 +7,7 @@ namespace Cairn.Interop.Tests.Cli;
 
 /// <summary>
 /// The kcat-style produce and consume flags of issue 8: glued -K:, -D, -k, -Z, --timestamp, -v, auto-create; several
-/// topics, --pattern, --until, %D, hex/base64, --idle-timeout and the closing summary. What cairn produced is read back
+/// topics, --pattern, --until, %D, hex/base64, --idle-timeout and the closing summary; producer and consumer -X properties. What cairn produced is read back
 /// with kcat, independently of cairn.
 /// </summary>
 [Collection(CliCollection.Name)]
@@ -159,5 +159,114 @@ public sealed class CliProduceConsumeKcatStyleTests(CliBrokerFixture fixture)
         var badUntil = await Cli.RunAsync("consume", topic, "--until", "x");
         CairnCli.AssertFails(badUntil, 2, "--until: 'x' is not an offset");
         Assert.DoesNotContain("System.", badUntil.Stderr);
+    });
+
+    /// <summary>Size on disk of partition 0, as `cairn topics describe` reports it (DescribeLogDirs).</summary>
+    private async Task<long> SizeOnDiskAsync(string topic)
+    {
+        var doc = await Cli.JsonAsync("topics", "describe", topic);
+        return doc.GetProperty("topics")[0].GetProperty("partitions")[0].GetProperty("sizeBytes").GetInt64();
+    }
+
+    [Fact]
+    public Task Produce_honours_kafka_producer_properties_and_explicit_flags_win() => fixture.Broker.WithBrokerLogAsync(async () =>
+    {
+        string zstd = Topics.Unique("cli-xzstd"), flagged = Topics.Unique("cli-xnone");
+        await Cli.CreateTopicAsync(zstd, 1);
+        await Cli.CreateTopicAsync(flagged, 1);
+        var values = Enumerable.Range(0, 200).Select(i => $"{i}-" + new string('x', 500)).ToList();
+        var lines = string.Join('\n', values) + "\n";
+
+        // The codec shows in the size on disk: 200 records of 500 x's compress to almost nothing with zstd.
+        var compressed = await Cli.RunAsync(["produce", zstd, "-X", "compression.type=zstd", "-X", "linger.ms=20", "-X", "batch.size=1000000",
+            "-X", "enable.idempotence=true", "-X", "max.in.flight.requests.per.connection=1", "-X", "message.timeout.ms=30000"], lines);
+        compressed.EnsureSuccess();
+        Assert.DoesNotContain("warning", compressed.Stderr);
+        // -z given on the command line beats the property (librdkafka's name here).
+        var plain = await Cli.RunAsync(["produce", flagged, "-z", "none", "-X", "compression.codec=zstd"], lines);
+        plain.EnsureSuccess();
+        Assert.DoesNotContain("warning", plain.Stderr);
+        long compressedSize = await SizeOnDiskAsync(zstd), plainSize = await SizeOnDiskAsync(flagged);
+        Assert.True(plainSize > 200 * 500, $"uncompressed size {plainSize}");
+        Assert.True(compressedSize * 10 < plainSize, $"zstd {compressedSize} bytes, none {plainSize} bytes");
+        Assert.Equal(values, (await KcatCheck.ReadPartitionAsync(fixture.Bootstrap, zstd, 0, 200)).Select(r => Text(r.Value)));
+
+        // acks=0 shows in the delivery report (no offsets come back); --acks given explicitly wins over -X acks.
+        var noAcks = await Cli.RunAsync(["produce", zstd, "-v", "-X", "acks=0"], "a\n");
+        noAcks.EnsureSuccess();
+        Assert.Contains($"delivered {zstd} [0] (acks 0: offset unknown)", noAcks.Stderr);
+        var leaderAcks = await Cli.RunAsync(["produce", zstd, "-v", "--acks", "1", "-X", "request.required.acks=0"], "b\n");
+        leaderAcks.EnsureSuccess();
+        Assert.Contains($"delivered {zstd} [0] at offset 201", leaderAcks.Stderr);
+
+        // Invalid values: one line naming the property, exit code 2.
+        var badAcks = await Cli.RunAsync(["produce", zstd, "-X", "acks=2"], "c\n");
+        CairnCli.AssertFails(badAcks, 2, "cairn produce: acks: '2' is not all, -1, 1 or 0");
+        Assert.DoesNotContain("   at ", badAcks.Stderr);
+        CairnCli.AssertFails(await Cli.RunAsync(["produce", zstd, "-X", "compression.type=brotli"], "c\n"), 2, "compression.type: 'brotli'");
+        CairnCli.AssertFails(await Cli.RunAsync(["produce", zstd, "-X", "enable.idempotence=true", "-X", "acks=1"], "c\n"), 2,
+            "enable.idempotence=true needs acks=all");
+        // What the producer cannot honour is said, not pretended.
+        var unused = await Cli.RunAsync(["produce", zstd, "-X", "partitioner=murmur2"], "d\n");
+        unused.EnsureSuccess();
+        Assert.Contains("warning: client property 'partitioner' is not used by 'cairn produce'", unused.Stderr);
+    });
+
+    [Fact]
+    public Task Consume_honours_auto_offset_reset_group_id_and_the_fetch_properties() => fixture.Broker.WithBrokerLogAsync(async () =>
+    {
+        var topic = Topics.Unique("cli-xreset");
+        await Cli.CreateTopicAsync(topic, 1);
+        await Cli.OkWithStdinAsync("r0\nr1\nr2\n", "produce", topic);
+
+        async Task<ProcessResult> Consume(params string[] args)
+        {
+            var r = (await Cli.RunAsync(["consume", topic, "-e", .. args])).EnsureSuccess();
+            Assert.DoesNotContain("warning", r.Stderr);
+            return r;
+        }
+        // Without -o, auto.offset.reset says where to start (cairn's default is the earliest).
+        Assert.Equal(["r0", "r1", "r2"], (await Consume()).StdoutLines);
+        Assert.Equal(["r0", "r1", "r2"], (await Consume("-X", "auto.offset.reset=earliest")).StdoutLines);
+        var latest = await Consume("-X", "auto.offset.reset=latest");
+        Assert.Empty(latest.StdoutLines);
+        Assert.Contains("Consumed 0 records", latest.Stderr);
+        Assert.Empty((await Consume("-X", "auto.offset.reset=largest")).StdoutLines);
+        // -o given explicitly wins; -X beats --command-config.
+        Assert.Equal(["r0", "r1", "r2"], (await Consume("-o", "earliest", "-X", "auto.offset.reset=latest")).StdoutLines);
+        Assert.Equal(["r2"], (await Consume("-o", "-1", "-X", "auto.offset.reset=earliest")).StdoutLines);
+        var config = Path.Combine(Path.GetTempPath(), $"cairn-{Guid.NewGuid():N}.properties");
+        await File.WriteAllTextAsync(config, "auto.offset.reset=latest\n");
+        try
+        {
+            Assert.Empty((await Consume("--command-config", config)).StdoutLines);
+            Assert.Equal(["r0", "r1", "r2"], (await Consume("--command-config", config, "-X", "auto.offset.reset=smallest")).StdoutLines);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+        // isolation.level and the fetch sizes and wait are taken (no "not used" warning).
+        Assert.Equal(["r0", "r1", "r2"], (await Consume("-X", "isolation.level=read_committed", "-X", "fetch.max.bytes=1048576",
+            "-X", "max.partition.fetch.bytes=65536", "-X", "fetch.wait.max.ms=100", "-X", "fetch.min.bytes=1")).StdoutLines);
+
+        // group.id is --group; a group without a committed offset starts per auto.offset.reset and commits where it stopped.
+        var group = Topics.Unique("cli-xgroup");
+        Assert.Empty((await Consume("-X", "group.id=" + group, "-X", "auto.offset.reset=latest")).StdoutLines);
+        Assert.Equal(new Dictionary<int, long> { [0] = 3 }, await Cli.CommittedAsync(group, topic));
+        await Cli.OkWithStdinAsync("r3\nr4\n", "produce", topic);
+        // enable.auto.commit=false: read from the committed offset, commit nothing.
+        Assert.Equal(["r3", "r4"], (await Consume("-X", "group.id=" + group, "-X", "enable.auto.commit=false")).StdoutLines);
+        Assert.Equal(new Dictionary<int, long> { [0] = 3 }, await Cli.CommittedAsync(group, topic));
+        Assert.Equal(["r3", "r4"], (await Consume("-g", group, "-X", "auto.offset.reset=none")).StdoutLines);
+        Assert.Equal(new Dictionary<int, long> { [0] = 5 }, await Cli.CommittedAsync(group, topic));
+        // auto.offset.reset=none and no committed offset: an error, as Kafka's consumer gives.
+        CairnCli.AssertFails(await Cli.RunAsync("consume", topic, "-e", "-g", Topics.Unique("cli-xnew"), "-X", "auto.offset.reset=none"), 1,
+            "auto.offset.reset is none");
+
+        CairnCli.AssertFails(await Cli.RunAsync("consume", topic, "-e", "-X", "auto.offset.reset=oldest"), 2, "auto.offset.reset: 'oldest' is not earliest");
+        CairnCli.AssertFails(await Cli.RunAsync("consume", topic, "-e", "-X", "isolation.level=serializable"), 2, "isolation.level: 'serializable'");
+        var unused = (await Cli.RunAsync("consume", topic, "-e", "-X", "session.timeout.ms=6000")).EnsureSuccess();
+        Assert.Contains("warning: client property 'session.timeout.ms' is not used by 'cairn consume'", unused.Stderr);
     });
 }
