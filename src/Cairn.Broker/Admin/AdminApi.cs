@@ -45,18 +45,18 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
         if (!Logs.TryGetTopic(name, out var topic)) return Error(404, $"topic '{name}' does not exist");
         var configs = topic.DescribeConfigs()
             .Select(c => new ConfigDto(c.Name, c.IsSensitive ? null : c.Value, c.Source.ToString(), c.IsSensitive, c.ReadOnly))
-            .OrderBy(c => c.Name, StringComparer.Ordinal).ToList();
-        return new(200, TopicSummary(topic) with { Configs = configs });
+            .ToList();
+        return new(200, TopicSummary(topic, configs));
     }
 
-    private static TopicDto TopicSummary(TopicLog topic)
+    // A single broker: it leads every partition, the only replica and so the whole ISR. Cairn has no internal topics
+    // (groups' offsets are not kept in a topic).
+    private TopicDto TopicSummary(TopicLog topic, IReadOnlyList<ConfigDto>? configs = null)
     {
+        int[] self = [context.NodeId];
         var partitions = topic.Partitions.Select(p =>
-        {
-            long start = p.LogStartOffset, end = p.HighWatermark;
-            return new PartitionDto(p.Partition, start, end, Math.Max(0, end - start), SafeSize(p), p.SegmentCount);
-        }).ToList();
-        return new TopicDto(topic.Name, topic.TopicId, partitions.Count, partitions.Sum(p => p.Records), partitions.Sum(p => p.SizeBytes), partitions, null);
+            PartitionBody(p.Partition, context.NodeId, self, self, p.LogStartOffset, p.HighWatermark, SafeSize(p), p.SegmentCount)).ToList();
+        return TopicBody(topic.Name, topic.TopicId, false, partitions, configs);
     }
 
     private static long SafeSize(PartitionLog p)
@@ -291,12 +291,6 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
     public sealed record ErrorDto(string Error);
     public sealed record BrokerDto(string ClusterId, int NodeId, string Advertised, string Listen, string Version, DateTimeOffset StartedAt,
         int Topics, int Groups, double LagSampleIntervalSeconds);
-    public sealed record TopicsDto(IReadOnlyList<TopicDto> Topics);
-    public sealed record TopicDto(string Name, Guid TopicId, int PartitionCount, long Records, long SizeBytes, IReadOnlyList<PartitionDto> Partitions,
-        [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
-        IReadOnlyList<ConfigDto>? Configs);
-    public sealed record PartitionDto(int Partition, long LogStartOffset, long LogEndOffset, long Records, long SizeBytes, int Segments);
-    public sealed record ConfigDto(string Name, string? Value, string Source, bool Sensitive, bool ReadOnly);
     public sealed record LagHistoryDto(string GroupId, double IntervalSeconds, double WindowSeconds, IReadOnlyList<LagPointDto> Samples);
     public sealed record LagPointDto(DateTimeOffset Time, long LagRecords, double LagSeconds);
 }

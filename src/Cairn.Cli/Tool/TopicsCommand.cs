@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using Cairn.Broker.Admin;
 using Cairn.Client;
 using Cairn.Protocol;
 
@@ -34,16 +35,14 @@ internal static class TopicsCommand
                 .Where(t => regex is null || regex.IsMatch(t.Name)).ToList();
             if (ctx.Json)
             {
-                Terminal.WriteJson(new JsonObject
+                // The document of GET /api/v1/topics: partitions with offsets and sizes (read only here, the tables do not show them).
+                var (described, sizes) = await ctx.ProgressAsync("Describing topics", async status =>
                 {
-                    ["topics"] = new JsonArray(listed.Select(t => (JsonNode)new JsonObject
-                    {
-                        ["name"] = t.Name,
-                        ["topicId"] = t.TopicId.ToString(),
-                        ["partitions"] = t.PartitionCount,
-                        ["internal"] = t.IsInternal,
-                    }).ToArray()),
+                    var d = await ctx.Admin.DescribeTopicsAsync(listed.Select(t => t.Name), includeOffsets: true, ctx.CancellationToken);
+                    status("Reading partition sizes");
+                    return (d, await ctx.Admin.DescribePartitionSizesAsync(d, ctx.CancellationToken));
                 });
+                Terminal.WriteDocument(new AdminApi.TopicsDto(described.Select(t => TopicDocument(t, sizes, null)).ToList()));
                 return 0;
             }
             if (ctx.Output == OutputFormat.Text)
@@ -98,31 +97,8 @@ internal static class TopicsCommand
 
             if (ctx.Json)
             {
-                Terminal.WriteJson(new JsonObject
-                {
-                    ["topics"] = new JsonArray(described.Select(t => (JsonNode)new JsonObject
-                    {
-                        ["name"] = t.Name,
-                        ["topicId"] = t.TopicId.ToString(),
-                        ["internal"] = t.IsInternal,
-                        ["partitions"] = new JsonArray(t.Partitions.Select(p =>
-                        {
-                            var tp = new TopicPartition(t.Name, p.Partition);
-                            return (JsonNode)new JsonObject
-                            {
-                                ["partition"] = p.Partition,
-                                ["leader"] = p.Leader,
-                                ["replicas"] = new JsonArray(p.Replicas.Select(r => (JsonNode)r).ToArray()),
-                                ["isr"] = new JsonArray(p.Isr.Select(r => (JsonNode)r).ToArray()),
-                                ["logStartOffset"] = p.LogStartOffset,
-                                ["logEndOffset"] = p.LogEndOffset,
-                                ["records"] = p.LogEndOffset - p.LogStartOffset,
-                                ["sizeBytes"] = sizes.TryGetValue(tp, out var size) ? size : null,
-                            };
-                        }).ToArray()),
-                        ["configs"] = new JsonObject(Shown(t.Name).Select(e => KeyValuePair.Create(e.Name, (JsonNode?)(e.IsSensitive ? null : e.Value)))),
-                    }).ToArray()),
-                });
+                Terminal.WriteDocument(new AdminApi.TopicsDto(described.Select(t => TopicDocument(t, sizes,
+                    Shown(t.Name).Select(e => new AdminApi.ConfigDto(e.Name, e.IsSensitive ? null : e.Value, e.Source.ToString(), e.IsSensitive, e.IsReadOnly)).ToList())).ToList()));
                 return 0;
             }
 
@@ -157,6 +133,14 @@ internal static class TopicsCommand
         });
         return command;
     }
+
+    /// <summary>
+    /// A described topic as the admin API's document: leaders and replicas from Metadata, offsets from ListOffsets,
+    /// sizes from DescribeLogDirs (null where a broker did not answer); segments are not in Kafka's protocol.
+    /// </summary>
+    private static AdminApi.TopicDto TopicDocument(TopicDescription t, IReadOnlyDictionary<TopicPartition, long> sizes, IReadOnlyList<AdminApi.ConfigDto>? configs) =>
+        AdminApi.TopicBody(t.Name, t.TopicId, t.IsInternal, t.Partitions.Select(p => AdminApi.PartitionBody(p.Partition, p.Leader, p.Replicas, p.Isr,
+            p.LogStartOffset, p.LogEndOffset, sizes.TryGetValue(new TopicPartition(t.Name, p.Partition), out var size) ? size : null, null)).ToList(), configs);
 
     private static Command CreateTopic()
     {

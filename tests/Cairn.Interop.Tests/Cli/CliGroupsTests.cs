@@ -477,39 +477,6 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
         Assert.Equal([topic, "0", "3", "0", "5", "2"], lines.Single(l => l.StartsWith(topic + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[..6]);
     });
 
-    /// <summary>
-    /// Property names and nesting of two documents, with the value kinds; null matches anything (a value one side cannot
-    /// know), arrays are compared element by element as far as both go.
-    /// </summary>
-    private static void CollectShapeDifferences(JsonElement a, JsonElement b, string path, List<string> differences)
-    {
-        if (a.ValueKind == JsonValueKind.Null || b.ValueKind == JsonValueKind.Null) return;
-        static bool IsBool(JsonValueKind k) => k is JsonValueKind.True or JsonValueKind.False;
-        if (a.ValueKind != b.ValueKind && !(IsBool(a.ValueKind) && IsBool(b.ValueKind)))
-        {
-            differences.Add($"{path}: {a.ValueKind} in the CLI, {b.ValueKind} in the admin API");
-            return;
-        }
-        if (a.ValueKind == JsonValueKind.Object)
-        {
-            var an = a.EnumerateObject().Select(p => p.Name).ToList();
-            var bn = b.EnumerateObject().Select(p => p.Name).ToList();
-            if (!an.SequenceEqual(bn)) differences.Add($"{path}: properties [{string.Join(", ", an)}] in the CLI, [{string.Join(", ", bn)}] in the admin API");
-            foreach (var name in an.Intersect(bn)) CollectShapeDifferences(a.GetProperty(name), b.GetProperty(name), $"{path}.{name}", differences);
-        }
-        else if (a.ValueKind == JsonValueKind.Array)
-        {
-            for (int i = 0; i < Math.Min(a.GetArrayLength(), b.GetArrayLength()); i++) CollectShapeDifferences(a[i], b[i], $"{path}[{i}]", differences);
-        }
-    }
-
-    private static void AssertSameShape(JsonElement cli, JsonElement api, string what)
-    {
-        var differences = new List<string>();
-        CollectShapeDifferences(cli, api, "$", differences);
-        Assert.True(differences.Count == 0, $"{what}: the CLI and the admin API differ:\n{string.Join("\n", differences)}\nCLI: {cli}\nadmin API: {api}");
-    }
-
     [Fact]
     public async Task The_cli_and_the_admin_api_give_a_group_and_a_reset_plan_in_one_shape()
     {
@@ -521,19 +488,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
         });
         await broker.WithBrokerLogAsync(async () =>
         {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}/"), Timeout = TimeSpan.FromSeconds(30) };
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-            while (true)
-            {
-                try
-                {
-                    if ((await http.GetAsync("healthz")).IsSuccessStatusCode) break;
-                }
-                catch (HttpRequestException) when (DateTime.UtcNow < deadline) { }
-                if (DateTime.UtcNow >= deadline) throw new TimeoutException("the admin API did not answer within 30 s");
-                await Task.Delay(200);
-            }
-
+            using var http = await JsonShape.AdminClientAsync(adminPort);
             var cli = new CairnCli(broker.Bootstrap);
             var group = UniqueGroup("cli-shape");
             var (topic, member) = await ActiveGroupAsync(cli, broker.Bootstrap, group);
@@ -545,7 +500,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
                 var fromCli = (await cli.JsonAsync("groups", "describe", group)).GetProperty("groups")[0];
                 var fromApi = await http.GetFromJsonAsync<JsonElement>($"api/v1/groups/{Uri.EscapeDataString(group)}");
                 Assert.NotEmpty(fromApi.GetProperty("partitions").EnumerateArray());
-                AssertSameShape(fromCli, fromApi, $"GET /api/v1/groups/{{g}} and groups describe --output json ({when})");
+                JsonShape.AssertSame(fromCli, fromApi, $"GET /api/v1/groups/{{g}} and groups describe --output json ({when})");
                 // The values that do not move agree too.
                 foreach (var name in new[] { "groupId", "state", "protocolType", "protocol", "coordinator", "lagRecords", "members" })
                     Assert.Equal(JsonSerializer.Serialize(fromApi.GetProperty(name)), JsonSerializer.Serialize(fromCli.GetProperty(name)));
@@ -554,7 +509,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
                 // The group summary of groups list and GET /api/v1/groups.
                 var listedCli = (await cli.JsonAsync("groups", "list")).GetProperty("groups").EnumerateArray().Single(g => g.GetProperty("groupId").GetString() == group);
                 var listedApi = (await http.GetFromJsonAsync<JsonElement>("api/v1/groups")).GetProperty("groups").EnumerateArray().Single(g => g.GetProperty("groupId").GetString() == group);
-                AssertSameShape(listedCli, listedApi, $"GET /api/v1/groups and groups list --output json ({when})");
+                JsonShape.AssertSame(listedCli, listedApi, $"GET /api/v1/groups and groups list --output json ({when})");
                 foreach (var name in new[] { "groupId", "state", "protocolType", "members", "partitions", "lagRecords" })
                     Assert.Equal(JsonSerializer.Serialize(listedApi.GetProperty(name)), JsonSerializer.Serialize(listedCli.GetProperty(name)));
             }
@@ -566,7 +521,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
                 await CompareGroupAsync("an active member");
                 await member.StopAsync();
             }
-            deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
             while ((await cli.JsonAsync("groups", "describe", group, "--no-lag-time")).GetProperty("groups")[0].GetProperty("members").GetArrayLength() > 0 && DateTime.UtcNow < deadline)
                 await Task.Delay(300);
             await cli.OkWithStdinAsync("f\ng\n", "produce", topic, "-p", "0");
@@ -578,7 +533,7 @@ public sealed class CliGroupsTests(CliBrokerFixture fixture)
             var planApi = await response.Content.ReadFromJsonAsync<JsonElement>();
             Assert.True(response.IsSuccessStatusCode, planApi.ToString());
             Assert.Equal(2, planCli.GetProperty("plan").GetArrayLength());
-            AssertSameShape(planCli, planApi, "POST /api/v1/groups/{g}/reset and groups reset-offsets --output json");
+            JsonShape.AssertSame(planCli, planApi, "POST /api/v1/groups/{g}/reset and groups reset-offsets --output json");
             foreach (var name in new[] { "groupId", "mode", "spec", "scope", "dryRun", "executed", "groupState", "activeMembers", "plan", "errors", "table" })
                 Assert.Equal(JsonSerializer.Serialize(planApi.GetProperty(name)), JsonSerializer.Serialize(planCli.GetProperty(name)));
         });

@@ -14,6 +14,10 @@ public sealed class CliTopicsTests(CliBrokerFixture fixture)
     private static JsonElement Topic(JsonElement described, string name) =>
         described.GetProperty("topics").EnumerateArray().Single(t => t.GetProperty("name").GetString() == name);
 
+    /// <summary>A topic's config entry by name (configs are a list of {name, value, source, sensitive, readOnly}); null when not shown.</summary>
+    private static JsonElement? Config(JsonElement topic, string name) =>
+        topic.GetProperty("configs").EnumerateArray().Where(c => c.GetProperty("name").GetString() == name).Select(c => (JsonElement?)c).SingleOrDefault();
+
     [Fact]
     public Task Create_list_describe_alter_delete_with_json_output() => fixture.Broker.WithBrokerLogAsync(async () =>
     {
@@ -25,8 +29,10 @@ public sealed class CliTopicsTests(CliBrokerFixture fixture)
 
         var listed = await Cli.JsonAsync("topics", "list");
         var entry = listed.GetProperty("topics").EnumerateArray().Single(t => t.GetProperty("name").GetString() == topic);
-        Assert.Equal(3, entry.GetProperty("partitions").GetInt32());
+        Assert.Equal(3, entry.GetProperty("partitionCount").GetInt32());
+        Assert.Equal([0, 1, 2], entry.GetProperty("partitions").EnumerateArray().Select(p => p.GetProperty("partition").GetInt32()));
         Assert.False(entry.GetProperty("internal").GetBoolean());
+        Assert.Equal(0, entry.GetProperty("records").GetInt64());
         // The table form names it too; text form is one name per line.
         Assert.Contains(topic, (await Cli.OkAsync("topics", "list")).Stdout);
         Assert.Contains(topic, (await Cli.OkAsync("topics", "list", "--output", "text")).StdoutLines);
@@ -40,7 +46,10 @@ public sealed class CliTopicsTests(CliBrokerFixture fixture)
             Assert.Equal(0, p.GetProperty("logEndOffset").GetInt64());
             Assert.Equal(BrokerProcess.NodeId, p.GetProperty("leader").GetInt32());
         });
-        Assert.Equal("3600000", described.GetProperty("configs").GetProperty("retention.ms").GetString());
+        var retention = Config(described, "retention.ms") ?? throw new Xunit.Sdk.XunitException($"no retention.ms: {described}");
+        Assert.Equal(("3600000", "TopicConfig"), (retention.GetProperty("value").GetString(), retention.GetProperty("source").GetString()));
+        // Without --all-configs only the overrides.
+        Assert.Equal(["cleanup.policy", "retention.ms"], described.GetProperty("configs").EnumerateArray().Select(c => c.GetProperty("name").GetString()));
 
         // Records on partition 1 show up in its end offset and its size on disk (DescribeLogDirs).
         await KcatCheck.ProduceAsync(fixture.Bootstrap, topic, 1, ["a", "bb", "ccc", "dddd"]);
@@ -58,8 +67,9 @@ public sealed class CliTopicsTests(CliBrokerFixture fixture)
         await Cli.OkAsync("topics", "alter", topic, "--config", "retention.ms=7200000", "--delete-config", "cleanup.policy", "--partitions", "5");
         described = Topic(await Cli.JsonAsync("topics", "describe", topic), topic);
         Assert.Equal(5, described.GetProperty("partitions").GetArrayLength());
-        Assert.Equal("7200000", described.GetProperty("configs").GetProperty("retention.ms").GetString());
-        Assert.False(described.GetProperty("configs").TryGetProperty("cleanup.policy", out _), $"cleanup.policy override still there: {described}");
+        Assert.Equal("7200000", Config(described, "retention.ms")?.GetProperty("value").GetString());
+        Assert.True(Config(described, "cleanup.policy") is null, $"cleanup.policy override still there: {described}");
+        Assert.Equal("DefaultConfig", Config(Topic(await Cli.JsonAsync("topics", "describe", topic, "--all-configs"), topic), "cleanup.policy")?.GetProperty("source").GetString());
         var md = await KcatClient.MetadataAsync(fixture.Bootstrap);
         Assert.Equal(5, md.GetProperty("topics").EnumerateArray().Single(t => t.GetProperty("topic").GetString() == topic).GetProperty("partitions").GetArrayLength());
 

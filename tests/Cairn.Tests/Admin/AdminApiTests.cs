@@ -37,6 +37,10 @@ public sealed class AdminApiTests : IAsyncLifetime
         Assert.Equal(2, events.GetProperty("partitionCount").GetInt32());
         Assert.Equal(new long[] { N, 0 }, Longs(events.GetProperty("partitions"), "logEndOffset"));
         Assert.Equal(new long[] { 0, 0 }, Longs(events.GetProperty("partitions"), "logStartOffset"));
+        Assert.Equal(new long[] { N, 0 }, Longs(events.GetProperty("partitions"), "records"));
+        Assert.Equal(N, events.GetProperty("records").GetInt64());
+        Assert.False(events.GetProperty("internal").GetBoolean());
+        Assert.False(events.TryGetProperty("configs", out _), "a topic list has no configs");
 
         var groups = await _b.GetJsonAsync("api/v1/groups");
         var g = groups.GetProperty("groups").EnumerateArray().Single(x => x.GetProperty("groupId").GetString() == "g");
