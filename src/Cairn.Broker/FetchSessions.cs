@@ -21,7 +21,6 @@ public sealed class FetchSession(int id)
     public long LastUsedTicks { get; set; } = Environment.TickCount64;
     /// <summary>Partitions in the order the client first sent them (responses keep that order).</summary>
     public Dictionary<(string Topic, int Partition), FetchSessionPartition> Partitions { get; } = new();
-    public SemaphoreSlim Gate { get; } = new(1, 1);
 }
 
 /// <summary>

@@ -39,7 +39,7 @@ public sealed class PartitionLog : IDisposable
     private long _unflushedMessages;
     private long _lastFlushMs;
     private readonly ProducerStateManager _producers = new();
-    private TaskCompletionSource? _appendSignal;
+    private readonly List<AppendWaiter> _waiters = new(); // long polls waiting for the next append (guarded by itself)
     private volatile bool _closed;
 
     private readonly Lock _flushGate = new();
@@ -559,46 +559,23 @@ public sealed class PartitionLog : IDisposable
     // =============================================================================================
     // Long poll
 
-    /// <summary>
-    /// Completes when the high-water mark moves past <paramref name="offset"/> (HWM &gt; offset) or the log is
-    /// closed; throws <see cref="OperationCanceledException"/> when the token fires. Woken by the append itself.
-    /// </summary>
-    public async ValueTask WaitForAppendAsync(long offset, CancellationToken cancellationToken = default)
+    // Registration is before the waiter's HWM check and the wake is after the HWM write, both under the list's
+    // lock, so a wait never misses an append. Waiters are woken in place: Wake only queues their continuation.
+    internal void AddWaiter(AppendWaiter waiter)
     {
-        while (true)
-        {
-            if (Volatile.Read(ref _nextOffset) > offset || _closed) return;
-            var signal = GetAppendSignal();
-            if (Volatile.Read(ref _nextOffset) > offset || _closed) return;
-            await signal.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
+        lock (_waiters) _waiters.Add(waiter);
     }
 
-    /// <summary>
-    /// A task that is complete if HWM &gt; <paramref name="offset"/>, else completes at the next append (or close)
-    /// — which may not yet move HWM past the offset: callers re-check. For waiting on many partitions at once
-    /// (Task.WhenAny) without a cancellation registration per partition.
-    /// </summary>
-    public Task WhenAppended(long offset)
+    internal void RemoveWaiter(AppendWaiter waiter)
     {
-        if (Volatile.Read(ref _nextOffset) > offset || _closed) return Task.CompletedTask;
-        var signal = GetAppendSignal();
-        if (Volatile.Read(ref _nextOffset) > offset || _closed) return Task.CompletedTask;
-        return signal;
+        lock (_waiters) _waiters.Remove(waiter);
     }
 
-    private Task GetAppendSignal()
+    private void SignalAppend()
     {
-        var tcs = Volatile.Read(ref _appendSignal);
-        if (tcs is null)
-        {
-            var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            tcs = Interlocked.CompareExchange(ref _appendSignal, fresh, null) ?? fresh;
-        }
-        return tcs.Task;
+        lock (_waiters)
+            foreach (var waiter in _waiters) waiter.Wake();
     }
-
-    private void SignalAppend() => Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
 
     // =============================================================================================
     // ListOffsets

@@ -51,8 +51,6 @@ public interface IGroupStore : IAsyncDisposable
     /// <summary>Stores the commits of one or more groups in a single transaction (later commits of a partition win).</summary>
     Task CommitOffsetsAsync(IReadOnlyList<GroupOffsetCommit> commits, CancellationToken cancellationToken = default);
 
-    Task<IReadOnlyList<CommittedOffset>> GetOffsetsAsync(string groupId, CancellationToken cancellationToken = default);
-
     /// <summary>Every group's committed offsets, for loading the coordinator's cache at start-up.</summary>
     Task<IReadOnlyDictionary<string, IReadOnlyList<CommittedOffset>>> GetAllOffsetsAsync(CancellationToken cancellationToken = default);
 

@@ -70,13 +70,19 @@ public sealed class FetchHandler(BrokerContext broker) : ApiHandler<FetchRequest
         var response = new FetchResponse { SessionId = session?.Id ?? 0 };
         var results = new PartitionData[targets.Count];
         long deadline = Environment.TickCount64 + Math.Max(0, request.MaxWaitMs);
+        AppendWaiter? waiter = null;
         while (true)
         {
             var (bytes, anyError) = ReadAll(targets, results, request);
             long remaining = deadline - Environment.TickCount64;
             if (bytes >= request.MinBytes || anyError || remaining <= 0 || targets.Count == 0) break;
-            await WaitForAppendAsync(targets, results, TimeSpan.FromMilliseconds(remaining), cancellationToken);
+            // Awaited here rather than in a helper, so a wait adds no async state machine of its own.
+            waiter ??= RentWaiter();
+            WatchTargets(waiter, targets, results);
+            await waiter.WaitAsync(TimeSpan.FromMilliseconds(remaining), cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
         }
+        if (waiter is not null) ReturnWaiter(waiter);
 
         BuildResponse(response, targets, results, version, incremental);
         // A new session expects epoch 1 next; each incremental request moves it on by one.
@@ -216,16 +222,35 @@ public sealed class FetchHandler(BrokerContext broker) : ApiHandler<FetchRequest
         return (total, anyError);
     }
 
-    /// <summary>Waits until any partition's high-water mark moves past what the last read saw, or the time is up.</summary>
-    private static async Task WaitForAppendAsync(List<Target> targets, PartitionData[] results, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts a wait that ends when any partition's high-water mark moves past what the last read saw (or its log
+    /// closes); the caller adds the time limit. Waiters come from a small pool, so a wait allocates nothing beyond
+    /// queuing its continuation.
+    /// </summary>
+    private static void WatchTargets(AppendWaiter waiter, List<Target> targets, PartitionData[] results)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var waits = new List<Task>(targets.Count + 1) { Task.Delay(timeout, cts.Token) };
+        waiter.Start();
         for (int i = 0; i < targets.Count; i++)
-            if (targets[i].Log is { } log) waits.Add(log.WaitForAppendAsync(results[i].HighWatermark, cts.Token).AsTask());
-        await Task.WhenAny(waits);
-        cts.Cancel();
-        cancellationToken.ThrowIfCancellationRequested();
+            if (targets[i].Log is { } log) waiter.Watch(log, results[i].HighWatermark);
+    }
+
+    // Enough for the fetches waiting at once on a busy broker; past it, waiters are made and dropped.
+    private const int MaxPooledWaiters = 64;
+    private readonly Stack<AppendWaiter> _waiters = new(MaxPooledWaiters);
+
+    private AppendWaiter RentWaiter()
+    {
+        lock (_waiters) if (_waiters.TryPop(out var waiter)) return waiter;
+        return new AppendWaiter();
+    }
+
+    private void ReturnWaiter(AppendWaiter waiter)
+    {
+        lock (_waiters)
+        {
+            if (_waiters.Count < MaxPooledWaiters) { _waiters.Push(waiter); return; }
+        }
+        waiter.Dispose();
     }
 
     private static void BuildResponse(FetchResponse response, List<Target> targets, PartitionData[] results, short version, bool incremental)

@@ -114,6 +114,16 @@ public sealed class BrokerProtocolTests : IAsyncLifetime
         Assert.Equal(0, at.Responses[0].Partitions[0].Records!.Length);
     }
 
+    /// <summary>Produces while this test's own connection is busy with a waiting fetch.</summary>
+    private async Task ProduceFromAnotherConnectionAsync(string topic, int partition, byte[] batch)
+    {
+        using var producer = await _broker.ConnectAsync();
+        await producer.SendAsync<ProduceRequest, ProduceResponse>(new ProduceRequest
+        {
+            Acks = 1, TopicData = [new() { Name = topic, PartitionData = [new() { Index = partition, Records = new MemoryRecords(batch) }] }],
+        }, 9);
+    }
+
     [Fact]
     public async Task A_waiting_fetch_wakes_when_a_record_is_appended()
     {
@@ -122,14 +132,52 @@ public sealed class BrokerProtocolTests : IAsyncLifetime
         var pending = _client.SendAsync<FetchRequest, FetchResponse>(FetchOf("wake", 0, 1, maxWaitMs: 20_000, minBytes: 1), 11);
         await Task.Delay(200);
         Assert.False(pending.IsCompleted);
-        using var producer = await _broker.ConnectAsync();
-        await producer.SendAsync<ProduceRequest, ProduceResponse>(new ProduceRequest
-        {
-            Acks = 1, TopicData = [new() { Name = "wake", PartitionData = [new() { Index = 0, Records = new MemoryRecords(Batches.Build(1, "late")) }] }],
-        }, 9);
+        await ProduceFromAnotherConnectionAsync("wake", 0, Batches.Build(1, "late"));
         var response = await pending;
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), "the fetch waited for max_wait instead of waking on the append");
         Assert.Equal("late0", System.Text.Encoding.UTF8.GetString(Batches.ReadAll(response.Responses[0].Partitions[0].Records)[0].Value!.Value.Span));
+    }
+
+    private static FetchRequest FetchOfBoth(string topic, long offset0, long offset1, int maxWaitMs, int minBytes) => new()
+    {
+        MaxWaitMs = maxWaitMs, MinBytes = minBytes, MaxBytes = 50 << 20, SessionEpoch = -1,
+        Topics = [new()
+        {
+            Topic = topic,
+            Partitions = [new() { Partition = 0, FetchOffset = offset0, PartitionMaxBytes = 1 << 20 }, new() { Partition = 1, FetchOffset = offset1, PartitionMaxBytes = 1 << 20 }],
+        }],
+    };
+
+    [Fact]
+    public async Task A_fetch_waiting_on_two_partitions_wakes_when_the_second_one_gets_a_record()
+    {
+        await ProduceAsync("pair", 0, Batches.Build(2));
+        await ProduceAsync("pair", 1, Batches.Build(1));
+        var watch = Stopwatch.StartNew();
+        var pending = _client.SendAsync<FetchRequest, FetchResponse>(FetchOfBoth("pair", 2, 1, maxWaitMs: 20_000, minBytes: 1), 11);
+        await Task.Delay(200);
+        Assert.False(pending.IsCompleted);
+        await ProduceFromAnotherConnectionAsync("pair", 1, Batches.Build(1, "second"));
+        var response = await pending.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), "the fetch waited for max_wait instead of waking on the append");
+        var partitions = response.Responses.Single().Partitions;
+        Assert.Equal(0, partitions.Single(p => p.PartitionIndex == 0).Records!.Length);
+        var second = partitions.Single(p => p.PartitionIndex == 1);
+        Assert.Equal(2, second.HighWatermark);
+        Assert.Equal("second0", System.Text.Encoding.UTF8.GetString(Batches.ReadAll(second.Records)[0].Value!.Value.Span));
+    }
+
+    [Fact]
+    public async Task A_fetch_on_two_quiet_partitions_returns_empty_at_max_wait()
+    {
+        await ProduceAsync("still", 0, Batches.Build(1));
+        var watch = Stopwatch.StartNew();
+        var response = await _client.SendAsync<FetchRequest, FetchResponse>(FetchOfBoth("still", 1, 0, maxWaitMs: 400, minBytes: 1), 11)
+            .WaitAsync(TimeSpan.FromSeconds(30));
+        // The broker's deadline is on Environment.TickCount64, which may step in 16 ms increments.
+        Assert.True(watch.ElapsedMilliseconds >= 400 - 16, $"returned after {watch.ElapsedMilliseconds} ms, before max_wait");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"returned after {watch.ElapsedMilliseconds} ms, long after max_wait");
+        Assert.All(response.Responses.Single().Partitions, p => Assert.Equal(0, p.Records!.Length));
     }
 
     [Fact]

@@ -76,18 +76,6 @@ public sealed class InMemoryGroupStore : IGroupStore
         return Task.CompletedTask;
     }
 
-    public Task<IReadOnlyList<CommittedOffset>> GetOffsetsAsync(string groupId, CancellationToken cancellationToken = default)
-    {
-        GroupStoreValidation.GroupId(groupId);
-        ThrowIfNotReady();
-        lock (_db.Lock)
-        {
-            return Task.FromResult(_db.Offsets.TryGetValue((_clusterId, groupId), out var partitions)
-                ? Sorted(partitions.Values)
-                : (IReadOnlyList<CommittedOffset>)Array.Empty<CommittedOffset>());
-        }
-    }
-
     public Task<IReadOnlyDictionary<string, IReadOnlyList<CommittedOffset>>> GetAllOffsetsAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfNotReady();

@@ -282,20 +282,6 @@ public sealed class PostgresGroupStore : IGroupStore
         }
     }
 
-    public async Task<IReadOnlyList<CommittedOffset>> GetOffsetsAsync(string groupId, CancellationToken cancellationToken = default)
-    {
-        GroupStoreValidation.GroupId(groupId);
-        ThrowIfNotReady();
-        await using var cmd = _dataSource.CreateCommand(
-            $"""SELECT {SelectOffsetsColumns} FROM group_offsets WHERE cluster_id = $1 AND group_id = $2 ORDER BY topic COLLATE "C", partition, topic_id""");
-        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _clusterId });
-        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = groupId });
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var result = new List<CommittedOffset>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) result.Add(GroupStoreSchema.ReadOffset(reader, 0));
-        return result;
-    }
-
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<CommittedOffset>>> GetAllOffsetsAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfNotReady();

@@ -295,29 +295,6 @@ public sealed class SqliteGroupStore : IGroupStore
         }
     }
 
-    public Task<IReadOnlyList<CommittedOffset>> GetOffsetsAsync(string groupId, CancellationToken cancellationToken = default)
-    {
-        GroupStoreValidation.GroupId(groupId);
-        ThrowIfNotReady();
-        cancellationToken.ThrowIfCancellationRequested();
-        var conn = RentReader();
-        try
-        {
-            using var cmd = conn.CreateCommand();
-            cmd.CommandText = $"SELECT {SelectOffsetsColumns} FROM group_offsets WHERE cluster_id = $cluster AND group_id = $group ORDER BY topic, partition, topic_id;";
-            cmd.Parameters.AddWithValue("$cluster", _clusterId);
-            cmd.Parameters.AddWithValue("$group", groupId);
-            using var reader = cmd.ExecuteReader();
-            var result = new List<CommittedOffset>();
-            while (reader.Read()) result.Add(GroupStoreSchema.ReadOffset(reader, 0));
-            return Task.FromResult<IReadOnlyList<CommittedOffset>>(result);
-        }
-        finally
-        {
-            ReturnReader(conn);
-        }
-    }
-
     public Task<IReadOnlyDictionary<string, IReadOnlyList<CommittedOffset>>> GetAllOffsetsAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfNotReady();

@@ -154,7 +154,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         ];
         await store.CommitOffsetsAsync(One("g1", offsets));
 
-        var got = await store.GetOffsetsAsync("g1");
+        var got = await store.GetGroupOffsetsAsync("g1");
         AssertOffsets(offsets, got);
         var byPartition = got.Where(o => o.Topic == "orders").ToDictionary(o => o.Partition);
         Assert.Null(byPartition[0].Metadata);
@@ -163,7 +163,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         Assert.Equal(3, byPartition[0].LeaderEpoch);
         Assert.Equal(-1, byPartition[1].LeaderEpoch);
         Assert.Equal(plus2, byPartition[1].CommitTime); // same instant
-        Assert.Empty(await store.GetOffsetsAsync("no-such-group"));
+        Assert.Empty(await store.GetGroupOffsetsAsync("no-such-group"));
     }
 
     [Fact]
@@ -172,7 +172,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         var (_, store) = await FreshAsync();
         await store.CommitOffsetsAsync(One("g", Offset("t", TopicAId, 0, 10, epoch: 1, metadata: "first")));
         await store.CommitOffsetsAsync(One("g", Offset("t", TopicAId, 0, 20, epoch: 2, metadata: null, time: T0.AddSeconds(5))));
-        AssertOffsets([Offset("t", TopicAId, 0, 20, epoch: 2, metadata: null, time: T0.AddSeconds(5))], await store.GetOffsetsAsync("g"));
+        AssertOffsets([Offset("t", TopicAId, 0, 20, epoch: 2, metadata: null, time: T0.AddSeconds(5))], await store.GetGroupOffsetsAsync("g"));
 
         // Within one call, later commits of a partition win, across commits of the same group too.
         await store.CommitOffsetsAsync(
@@ -181,8 +181,8 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
             Commit("other", Offset("t", TopicAId, 0, 5)),
             Commit("g", Offset("t", TopicAId, 0, 32, metadata: "last"), Offset("t", TopicAId, 1, 1)),
         ]);
-        AssertOffsets([Offset("t", TopicAId, 0, 32, metadata: "last"), Offset("t", TopicAId, 1, 1)], await store.GetOffsetsAsync("g"));
-        AssertOffsets([Offset("t", TopicAId, 0, 5)], await store.GetOffsetsAsync("other"));
+        AssertOffsets([Offset("t", TopicAId, 0, 32, metadata: "last"), Offset("t", TopicAId, 1, 1)], await store.GetGroupOffsetsAsync("g"));
+        AssertOffsets([Offset("t", TopicAId, 0, 5)], await store.GetGroupOffsetsAsync("other"));
     }
 
     [Fact]
@@ -191,7 +191,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         var (_, store) = await FreshAsync();
         await store.CommitOffsetsAsync([]);
         await store.CommitOffsetsAsync([Commit("g")]);
-        Assert.Empty(await store.GetOffsetsAsync("g"));
+        Assert.Empty(await store.GetGroupOffsetsAsync("g"));
         Assert.Empty(await store.GetAllOffsetsAsync());
     }
 
@@ -224,12 +224,12 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
             Commit("h", Offset("a", TopicAId, 0, 4)),
         ]);
         await store.DeleteOffsetsAsync("g", [("a", 0), ("b", 0), ("missing", 9), ("a", 7)]);
-        AssertOffsets([Offset("a", TopicAId, 1, 2)], await store.GetOffsetsAsync("g"));
-        AssertOffsets([Offset("a", TopicAId, 0, 4)], await store.GetOffsetsAsync("h"));
+        AssertOffsets([Offset("a", TopicAId, 1, 2)], await store.GetGroupOffsetsAsync("g"));
+        AssertOffsets([Offset("a", TopicAId, 0, 4)], await store.GetGroupOffsetsAsync("h"));
 
         await store.DeleteOffsetsAsync("g", []);
         await store.DeleteOffsetsAsync("g", [("a", 1)]);
-        Assert.Empty(await store.GetOffsetsAsync("g"));
+        Assert.Empty(await store.GetGroupOffsetsAsync("g"));
         Assert.False((await store.GetAllOffsetsAsync()).ContainsKey("g"));
     }
 
@@ -246,9 +246,9 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         await store.CommitOffsetsAsync(One("g3", Offset("doomed", Guid.NewGuid(), 0, 8)));
         await store.DeleteTopicOffsetsAsync("doomed");
 
-        AssertOffsets([Offset("kept", TopicBId, 0, 2)], await store.GetOffsetsAsync("g1"));
-        Assert.Empty(await store.GetOffsetsAsync("g2"));
-        Assert.Empty(await store.GetOffsetsAsync("g3"));
+        AssertOffsets([Offset("kept", TopicBId, 0, 2)], await store.GetGroupOffsetsAsync("g1"));
+        Assert.Empty(await store.GetGroupOffsetsAsync("g2"));
+        Assert.Empty(await store.GetGroupOffsetsAsync("g3"));
         Assert.Equal(["g1"], (await store.GetAllOffsetsAsync()).Keys);
         await store.DeleteTopicOffsetsAsync("never-existed");
     }
@@ -303,9 +303,9 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         await store.DeleteGroupAsync("victim");
         await store.DeleteGroupAsync("offsets-only"); // a group known only by its offsets
 
-        Assert.Empty(await store.GetOffsetsAsync("victim"));
-        Assert.Empty(await store.GetOffsetsAsync("offsets-only"));
-        AssertOffsets([Offset("a", TopicAId, 0, 2)], await store.GetOffsetsAsync("survivor"));
+        Assert.Empty(await store.GetGroupOffsetsAsync("victim"));
+        Assert.Empty(await store.GetGroupOffsetsAsync("offsets-only"));
+        AssertOffsets([Offset("a", TopicAId, 0, 2)], await store.GetGroupOffsetsAsync("survivor"));
         Assert.Equal("survivor", Assert.Single(await store.GetGroupsAsync()).GroupId);
         Assert.Equal(["survivor"], (await store.GetAllOffsetsAsync()).Keys);
     }
@@ -325,24 +325,24 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         await b.SaveGroupAsync(SampleGroup("g", generation: 2));
         await b.SaveGroupAsync(SampleGroup("only-b"));
 
-        AssertOffsets([Offset("t", TopicAId, 0, 100)], await a.GetOffsetsAsync("g"));
-        AssertOffsets([Offset("t", TopicAId, 0, 200), Offset("t", TopicAId, 1, 201)], await b.GetOffsetsAsync("g"));
+        AssertOffsets([Offset("t", TopicAId, 0, 100)], await a.GetGroupOffsetsAsync("g"));
+        AssertOffsets([Offset("t", TopicAId, 0, 200), Offset("t", TopicAId, 1, 201)], await b.GetGroupOffsetsAsync("g"));
         Assert.Equal(1, Assert.Single(await a.GetGroupsAsync()).Generation);
         Assert.Equal(2, (await b.GetGroupsAsync()).Count);
         Assert.Single((await a.GetAllOffsetsAsync())["g"]);
 
         await a.DeleteTopicOffsetsAsync("t");
-        Assert.Empty(await a.GetOffsetsAsync("g"));
-        Assert.Equal(2, (await b.GetOffsetsAsync("g")).Count);
+        Assert.Empty(await a.GetGroupOffsetsAsync("g"));
+        Assert.Equal(2, (await b.GetGroupOffsetsAsync("g")).Count);
 
         await a.CommitOffsetsAsync(One("g", Offset("t", TopicAId, 0, 101)));
         await a.DeleteGroupAsync("g");
         Assert.Empty(await a.GetGroupsAsync());
         Assert.Equal(2, (await b.GetGroupsAsync()).Count);
-        Assert.Equal(2, (await b.GetOffsetsAsync("g")).Count);
+        Assert.Equal(2, (await b.GetGroupOffsetsAsync("g")).Count);
 
         await b.DeleteOffsetsAsync("g", [("t", 0)]);
-        AssertOffsets([Offset("t", TopicAId, 1, 201)], await b.GetOffsetsAsync("g"));
+        AssertOffsets([Offset("t", TopicAId, 1, 201)], await b.GetGroupOffsetsAsync("g"));
     }
 
     [Fact]
@@ -395,7 +395,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
 
         var reopened = await OpenInitializedAsync(location);
         AssertGroup(group, Assert.Single(await reopened.GetGroupsAsync()));
-        AssertOffsets([Offset("a", TopicAId, 0, 11, epoch: 4, metadata: ""), Offset("b", TopicBId, 2, 12)], await reopened.GetOffsetsAsync("g"));
+        AssertOffsets([Offset("a", TopicAId, 0, 11, epoch: 4, metadata: ""), Offset("b", TopicBId, 2, 12)], await reopened.GetGroupOffsetsAsync("g"));
     }
 
     // ------------------------------------------------------------------------------------------------ schema
@@ -413,7 +413,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
 
         var third = await OpenInitializedAsync(location);
         await third.InitializeAsync();
-        AssertOffsets([Offset("t", TopicAId, 0, 1)], await third.GetOffsetsAsync("g"));
+        AssertOffsets([Offset("t", TopicAId, 0, 1)], await third.GetGroupOffsetsAsync("g"));
         Assert.Single(await second.GetGroupsAsync());
     }
 
@@ -436,7 +436,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
     {
         var location = await NewDatabaseAsync();
         var store = Open(location);
-        await Assert.ThrowsAsync<InvalidOperationException>(() => store.GetOffsetsAsync("g"));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => store.GetGroupOffsetsAsync("g"));
         await Assert.ThrowsAsync<InvalidOperationException>(() => store.CommitOffsetsAsync(One("g", Offset("t", TopicAId, 0, 1))));
     }
 
@@ -461,7 +461,6 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         await Assert.ThrowsAnyAsync<ArgumentException>(() => store.CommitOffsetsAsync([new GroupOffsetCommit("g", null!)]));
         await Assert.ThrowsAnyAsync<ArgumentException>(() => store.CommitOffsetsAsync(One("g", Offset(null!, TopicAId, 0, 1))));
         await Assert.ThrowsAnyAsync<ArgumentException>(() => store.CommitOffsetsAsync(One("g", Offset("t", TopicAId, -1, 1))));
-        await Assert.ThrowsAnyAsync<ArgumentException>(() => store.GetOffsetsAsync(null!));
         await Assert.ThrowsAnyAsync<ArgumentException>(() => store.DeleteOffsetsAsync(null!, [("t", 0)]));
         await Assert.ThrowsAnyAsync<ArgumentException>(() => store.DeleteOffsetsAsync("g", null!));
         await Assert.ThrowsAnyAsync<ArgumentException>(() => store.DeleteOffsetsAsync("g", [(null!, 0)]));
@@ -487,6 +486,6 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         using var cts = new CancellationTokenSource();
         cts.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => store.CommitOffsetsAsync(One("g", Offset("t", TopicAId, 0, 1)), cts.Token));
-        Assert.Empty(await store.GetOffsetsAsync("g"));
+        Assert.Empty(await store.GetGroupOffsetsAsync("g"));
     }
 }

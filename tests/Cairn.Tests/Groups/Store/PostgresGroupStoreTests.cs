@@ -51,7 +51,7 @@ public sealed class PostgresGroupStoreTests(PostgresServerFixture server) : Grou
             if (i == 15) await Assert.ThrowsAnyAsync<Exception>(() => tasks[i]);
             else await tasks[i];
         }
-        var got = await store.GetOffsetsAsync("g");
+        var got = await store.GetGroupOffsetsAsync("g");
         Assert.Equal(29, got.Count);
         Assert.DoesNotContain(got, o => o.Partition == 15);
     }

@@ -68,12 +68,12 @@ public sealed class SqliteGroupStoreTests : GroupStoreContractTests
 
         var survivor = await OpenInitializedAsync(location);
         AssertOffsets(Enumerable.Range(0, 20).Select(i => Offset("t", TopicAId, i, 100 + i, metadata: i % 2 == 0 ? null : "m")),
-            await survivor.GetOffsetsAsync("g"));
+            await survivor.GetGroupOffsetsAsync("g"));
         AssertGroup(SampleGroup("g"), Assert.Single(await survivor.GetGroupsAsync()));
 
         // The new instance can write while the abandoned one still holds its connections.
         await survivor.CommitOffsetsAsync(One("g", Offset("t", TopicAId, 0, 999)));
-        Assert.Equal(999, (await survivor.GetOffsetsAsync("g")).Single(o => o.Partition == 0).Offset);
+        Assert.Equal(999, (await survivor.GetGroupOffsetsAsync("g")).Single(o => o.Partition == 0).Offset);
         GC.KeepAlive(crashed);
     }
 
