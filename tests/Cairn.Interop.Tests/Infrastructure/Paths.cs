@@ -15,15 +15,15 @@ public static class Paths
             : Path.Combine(RepoRoot, "src", "Cairn.Cli", "bin", "Release", "net10.0", "cairn.dll");
 
     /// <summary>
-    /// The client drivers. The source tree is preferred, because test.sh installs the node
+    /// The client driver scripts (drivers/node, drivers/python). The source tree is preferred, because test.sh installs the node
     /// packages there; the copy next to the test assembly is the fallback.
     /// </summary>
-    public static string ClientsDir
+    public static string DriversDir
     {
         get
         {
-            var source = Path.Combine(RepoRoot, "tests", "Cairn.Interop.Tests", "clients");
-            return Directory.Exists(source) ? source : Path.Combine(AppContext.BaseDirectory, "clients");
+            var source = Path.Combine(RepoRoot, "tests", "Cairn.Interop.Tests", "drivers");
+            return Directory.Exists(source) ? source : Path.Combine(AppContext.BaseDirectory, "drivers");
         }
     }
 
