@@ -7,6 +7,7 @@ using Cairn.Broker.Groups;
 using Cairn.Broker.Groups.Store;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
+using Cairn.Testing;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -154,11 +155,11 @@ internal sealed class CommitBench(CommitBenchOptions options)
                 try
                 {
                     Console.Error.WriteLine("[bench] starting a throwaway PostgreSQL server (initdb, pg_ctl start)");
-                    pg = await PostgresServer.StartAsync();
+                    pg = await PostgresServer.StartAsync("cairn-bench-pg-", message => Console.Error.WriteLine($"[bench] {message}"));
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested)
                 {
-                    _issues.Add($"PostgreSQL server did not start: {Bench.Describe(e)}");
+                    _issues.Add($"PostgreSQL server did not start (run with --no-postgres to skip it): {Bench.Describe(e)}");
                 }
                 if (pg is not null)
                 {
