@@ -141,7 +141,7 @@ internal sealed class CommitBench(CommitBenchOptions options)
         PostgresServer? pg = null;
         try
         {
-            var cairn = await BrokerProcess.LocateCairnAsync(options.Cairn, options.NoBuild);
+            var cairn = await BenchBroker.LocateCairnAsync(options.Cairn, options.NoBuild);
             Console.Error.WriteLine($"[bench] broker executable: {cairn}");
 
             _fsync = FsyncReference();
@@ -210,7 +210,7 @@ internal sealed class CommitBench(CommitBenchOptions options)
             string clusterId = "";
             try
             {
-                broker = await BrokerProcess.StartAsync(cairn, flushOnAck: false, TimeSpan.FromSeconds(60), settings);
+                broker = await BenchBroker.StartAsync(cairn, flushOnAck: false, TimeSpan.FromSeconds(60), settings);
                 clusterId = File.ReadAllText(Path.Combine(broker.DataDir, "cluster-id")).Trim();
                 session = await SetUpAsync(broker.EndPoint);
                 _versions = $"OffsetCommit v{session.OffsetCommitVersion}, OffsetFetch v{session.OffsetFetchVersion}";
