@@ -117,7 +117,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # ----------------------------------------------------------------------------- node packages
-NODE_DIR="$ROOT/tests/Cairn.Interop.Tests/clients/node"
+NODE_DIR="$ROOT/tests/Cairn.Interop.Tests/drivers/node"
 node_packages_present() { [ -d "$NODE_DIR/node_modules/kafkajs" ] && [ -d "$NODE_DIR/node_modules/kafkajs-snappy" ]; }
 if ! node_packages_present; then
   say "npm ci in $NODE_DIR"

@@ -7,6 +7,7 @@ using Cairn.Broker.Groups;
 using Cairn.Broker.Groups.Store;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
+using Cairn.Testing;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -140,7 +141,7 @@ internal sealed class CommitBench(CommitBenchOptions options)
         PostgresServer? pg = null;
         try
         {
-            var cairn = await BrokerProcess.LocateCairnAsync(options.Cairn, options.NoBuild);
+            var cairn = await BenchBroker.LocateCairnAsync(options.Cairn, options.NoBuild);
             Console.Error.WriteLine($"[bench] broker executable: {cairn}");
 
             _fsync = FsyncReference();
@@ -154,11 +155,11 @@ internal sealed class CommitBench(CommitBenchOptions options)
                 try
                 {
                     Console.Error.WriteLine("[bench] starting a throwaway PostgreSQL server (initdb, pg_ctl start)");
-                    pg = await PostgresServer.StartAsync();
+                    pg = await PostgresServer.StartAsync("cairn-bench-pg-", message => Console.Error.WriteLine($"[bench] {message}"));
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested)
                 {
-                    _issues.Add($"PostgreSQL server did not start: {Bench.Describe(e)}");
+                    _issues.Add($"PostgreSQL server did not start (run with --no-postgres to skip it): {Bench.Describe(e)}");
                 }
                 if (pg is not null)
                 {
@@ -209,7 +210,7 @@ internal sealed class CommitBench(CommitBenchOptions options)
             string clusterId = "";
             try
             {
-                broker = await BrokerProcess.StartAsync(cairn, flushOnAck: false, TimeSpan.FromSeconds(60), settings);
+                broker = await BenchBroker.StartAsync(cairn, flushOnAck: false, TimeSpan.FromSeconds(60), settings);
                 clusterId = File.ReadAllText(Path.Combine(broker.DataDir, "cluster-id")).Trim();
                 session = await SetUpAsync(broker.EndPoint);
                 _versions = $"OffsetCommit v{session.OffsetCommitVersion}, OffsetFetch v{session.OffsetFetchVersion}";

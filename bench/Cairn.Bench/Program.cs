@@ -6,6 +6,7 @@ using System.Text;
 using Cairn.Bench;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
+using Cairn.Testing;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -229,7 +230,7 @@ namespace Cairn.Bench
                 string cairn;
                 try
                 {
-                    cairn = await BrokerProcess.LocateCairnAsync(options.Cairn, options.NoBuild);
+                    cairn = await BenchBroker.LocateCairnAsync(options.Cairn, options.NoBuild);
                 }
                 catch (BenchFailure e)
                 {
@@ -238,7 +239,7 @@ namespace Cairn.Bench
                 }
                 try
                 {
-                    _broker = await BrokerProcess.StartAsync(cairn, flushOnAck: true, TimeSpan.FromSeconds(60));
+                    _broker = await BenchBroker.StartAsync(cairn, flushOnAck: true, TimeSpan.FromSeconds(60));
                 }
                 catch (Exception e)
                 {

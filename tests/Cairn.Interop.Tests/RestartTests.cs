@@ -22,7 +22,7 @@ public sealed class RestartTests
             // printed as {"o":offset,"v":value} the moment its delivery callback runs.
             await using var producer = ChildProcess.Start(Paths.Python,
             [
-                Path.Combine(Paths.ClientsDir, "python", "ck_client.py"), "crash-produce", "--bootstrap", b, "--topic", topic,
+                Path.Combine(Paths.DriversDir, "python", "ck_client.py"), "crash-produce", "--bootstrap", b, "--topic", topic,
                 "--max", "20000", "--max-seconds", "25", "--rate", "2000", "--pad", "100",
             ]);
             var clock = Stopwatch.StartNew();

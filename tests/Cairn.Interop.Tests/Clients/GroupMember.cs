@@ -118,7 +118,7 @@ public sealed class GroupMember : IAsyncDisposable
             };
             var args = new List<string>
             {
-                Path.Combine(Paths.ClientsDir, script), "group-consume", "--bootstrap", bootstrap,
+                Path.Combine(Paths.DriversDir, script), "group-consume", "--bootstrap", bootstrap,
                 "--topic", topic, "--group", group,
                 "--session-timeout", o.SessionTimeoutMs.ToString(CultureInfo.InvariantCulture),
                 "--heartbeat", o.HeartbeatMs.ToString(CultureInfo.InvariantCulture),

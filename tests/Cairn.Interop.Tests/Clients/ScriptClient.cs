@@ -5,8 +5,8 @@ using Cairn.Interop.Tests.Infrastructure;
 namespace Cairn.Interop.Tests.Clients;
 
 /// <summary>
-/// A client driven through one of the scripts in clients/ (kafka-python, confluent-kafka,
-/// kafkajs). All three share one command line and print JSON lines (see clients/python/common.py).
+/// A client driven through one of the scripts in drivers/ (kafka-python, confluent-kafka,
+/// kafkajs). All three share one command line and print JSON lines (see drivers/python/common.py).
 /// </summary>
 public sealed class ScriptClient : IKafkaClient
 {
@@ -34,7 +34,7 @@ public sealed class ScriptClient : IKafkaClient
 
     private List<string> Args(string command, string bootstrap, IEnumerable<string> extra)
     {
-        var args = new List<string> { Path.Combine(Paths.ClientsDir, _script), command, "--bootstrap", bootstrap };
+        var args = new List<string> { Path.Combine(Paths.DriversDir, _script), command, "--bootstrap", bootstrap };
         args.AddRange(extra);
         return args;
     }

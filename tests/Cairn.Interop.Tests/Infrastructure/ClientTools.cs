@@ -8,7 +8,7 @@ public sealed class MissingClientException(string message) : Exception(message);
 
 /// <summary>
 /// Checks, before a client process starts, that the client is installed: kcat on PATH, kafka-python or confluent-kafka
-/// importable by /usr/bin/python3, node on PATH with kafkajs in clients/node/node_modules. A missing one makes the test
+/// importable by /usr/bin/python3, node on PATH with kafkajs in drivers/node/node_modules. A missing one makes the test
 /// fail with e.g. "kcat is not installed (apt-get install kcat)" instead of an obscure start or import error, and never
 /// a skip. Each check runs once per test run.
 /// </summary>
@@ -51,8 +51,8 @@ public static class ClientTools
         "python3" => File.Exists(Paths.Python) ? null : NotInstalled($"python3 ({Paths.Python})", "apt-get install python3"),
         "python:kafka" => PythonModuleProblem(Paths.Python, "kafka", "kafka-python", "python3-kafka"),
         "python:confluent_kafka" => PythonModuleProblem(Paths.Python, "confluent_kafka", "confluent-kafka", "python3-confluent-kafka"),
-        "npm:kafkajs" => Directory.Exists(Path.Combine(Paths.ClientsDir, "node", "node_modules", "kafkajs")) ? null
-            : $"kafkajs is not installed in {Path.Combine(Paths.ClientsDir, "node")} (run `npm ci` there; bash test.sh does)",
+        "npm:kafkajs" => Directory.Exists(Path.Combine(Paths.DriversDir, "node", "node_modules", "kafkajs")) ? null
+            : $"kafkajs is not installed in {Path.Combine(Paths.DriversDir, "node")} (run `npm ci` there; bash test.sh does)",
         _ => throw new ArgumentException($"unknown requirement {requirement}"),
     };
 

@@ -3,27 +3,23 @@ namespace Cairn.Interop.Tests.Infrastructure;
 /// <summary>Locations of the repository, the broker build and the client drivers.</summary>
 public static class Paths
 {
-    private static readonly Lazy<string> RepoRootLazy = new(FindRepoRoot);
-
     /// <summary>The directory holding Cairn.slnx, found by walking up from the test binaries.</summary>
-    public static string RepoRoot => RepoRootLazy.Value;
+    public static string RepoRoot => Cairn.Testing.RepoRoot.Find() ?? throw new InvalidOperationException(
+        $"Could not find the repository root (a directory with Cairn.slnx) above {AppContext.BaseDirectory}.");
 
     /// <summary>The broker entry assembly (override with CAIRN_DLL).</summary>
-    public static string CairnDll =>
-        Environment.GetEnvironmentVariable("CAIRN_DLL") is { Length: > 0 } overridden
-            ? overridden
-            : Path.Combine(RepoRoot, "src", "Cairn.Cli", "bin", "Release", "net10.0", "cairn.dll");
+    public static string CairnDll => BrokerProcess.DefaultCairnDll ?? Path.Combine(RepoRoot, "src", "Cairn.Cli", "bin", "Release", "net10.0", "cairn.dll");
 
     /// <summary>
-    /// The client drivers. The source tree is preferred, because test.sh installs the node
+    /// The client driver scripts (drivers/node, drivers/python). The source tree is preferred, because test.sh installs the node
     /// packages there; the copy next to the test assembly is the fallback.
     /// </summary>
-    public static string ClientsDir
+    public static string DriversDir
     {
         get
         {
-            var source = Path.Combine(RepoRoot, "tests", "Cairn.Interop.Tests", "clients");
-            return Directory.Exists(source) ? source : Path.Combine(AppContext.BaseDirectory, "clients");
+            var source = Path.Combine(RepoRoot, "tests", "Cairn.Interop.Tests", "drivers");
+            return Directory.Exists(source) ? source : Path.Combine(AppContext.BaseDirectory, "drivers");
         }
     }
 
@@ -31,19 +27,5 @@ public static class Paths
     public const string Python = "/usr/bin/python3";
 
     /// <summary>The dotnet host running the tests, so the broker runs on the same runtime.</summary>
-    public static string DotnetHost =>
-        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host)
-            ? host
-            : "dotnet";
-
-    private static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Cairn.slnx")))
-                return dir.FullName;
-        }
-        throw new InvalidOperationException(
-            $"Could not find the repository root (a directory with Cairn.slnx) above {AppContext.BaseDirectory}.");
-    }
+    public static string DotnetHost => Cairn.Testing.DotnetHost.Path;
 }

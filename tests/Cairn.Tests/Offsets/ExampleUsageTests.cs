@@ -1,3 +1,5 @@
+using Cairn.Testing;
+
 namespace Cairn.Tests.Offsets;
 
 /// <summary>
@@ -22,12 +24,12 @@ public sealed class ExampleUsageTests
         await run.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
         Assert.True(run.ExitCode == 2, $"exit code {run.ExitCode}, expected 2\n{run.Describe()}");
-        var lines = run.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var lines = string.Join('\n', run.StderrSnapshot()).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.True(lines.Length == 2, $"expected the error and the usage line on stderr\n{run.Describe()}");
         Assert.Equal($"{example}: ", lines[0][..(example.Length + 2)]);
         Assert.Contains(expected, lines[0]);
         Assert.StartsWith($"usage: {example} ", lines[1]);
-        Assert.Empty(run.Lines);
+        Assert.Empty(run.StdoutLinesSnapshot());
     }
 
     [Fact]
@@ -40,7 +42,7 @@ public sealed class ExampleUsageTests
         await run.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
         Assert.True(run.ExitCode == 1, $"exit code {run.ExitCode}, expected 1\n{run.Describe()}");
-        var error = Assert.Single(run.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        var error = Assert.Single(string.Join('\n', run.StderrSnapshot()).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         Assert.StartsWith("ResumablePipeline: ", error);
         Assert.Contains("127.0.0.1:1", error);
     }

@@ -2,6 +2,8 @@ using System.Text;
 using System.Text.Json;
 using Cairn.Offsets;
 
+using Cairn.Testing;
+
 namespace Cairn.Tests.Offsets;
 
 public sealed class JsonFileOffsetStoreTests : OffsetStoreContractTests
@@ -120,14 +122,14 @@ public sealed class JsonFileOffsetStoreTests : OffsetStoreContractTests
         for (int round = 0; round < 6; round++)
         {
             await using var child = ChildProcess.StartDll(probe, ["json-commit-loop", path, "orders/0"]);
-            await child.WaitForLineAsync(l => l.StartsWith("start ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+            await child.WaitForStdoutLineAsync(l => l.StartsWith("start ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
             int target = random.Next(1, 150);
-            await child.WaitForLineAsync(l => l.StartsWith("committed ", StringComparison.Ordinal) && long.Parse(l[10..]) >= lastSeen + target,
+            await child.WaitForStdoutLineAsync(l => l.StartsWith("committed ", StringComparison.Ordinal) && long.Parse(l[10..]) >= lastSeen + target,
                 TimeSpan.FromSeconds(60));
             await Task.Delay(random.Next(0, 5));
             await child.KillAsync();
 
-            var acknowledged = child.Lines.Where(l => l.StartsWith("committed ", StringComparison.Ordinal)).Select(l => long.Parse(l[10..])).Max();
+            var acknowledged = child.StdoutLinesSnapshot().Where(l => l.StartsWith("committed ", StringComparison.Ordinal)).Select(l => long.Parse(l[10..])).Max();
             await using var store = await JsonFileOffsetStore.OpenAsync(path); // never corrupt
             var stored = (await store.GetAsync("orders/0"))!.Value.SequenceValue;
             // Every acknowledged commit is there; at most the one in flight at the kill went further.

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Text.Json;
 using Cairn.Offsets;
 
+using Cairn.Testing;
+
 namespace Cairn.Tests.Offsets;
 
 public sealed class LockFileOffsetStoreTests : OffsetStoreContractTests
@@ -117,7 +119,7 @@ public sealed class LockFileOffsetStoreTests : OffsetStoreContractTests
     {
         var probe = await ExampleApps.GetDllAsync("OffsetsProbe");
         await using var child = ChildProcess.StartDll(probe, ["lock-hold", _dir.Path, "pipeline-a", "orders/0"]);
-        await child.WaitForLineAsync(l => l == "locked", TimeSpan.FromSeconds(60));
+        await child.WaitForStdoutLineAsync(l => l == "locked", TimeSpan.FromSeconds(60));
         await using var store = await LockFileOffsetStore.OpenAsync(_dir.Path, "pipeline-a",
             new LockFileOffsetStoreOptions { LockTimeout = TimeSpan.FromMilliseconds(200) });
         await Assert.ThrowsAsync<OffsetLockTimeoutException>(async () => await store.CommitAsync("orders/0", Offset.Sequence(1)));

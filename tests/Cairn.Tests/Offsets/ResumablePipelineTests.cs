@@ -3,6 +3,8 @@ using Cairn.Offsets;
 using Cairn.Tests.Broker;
 using Microsoft.Data.Sqlite;
 
+using Cairn.Testing;
+
 namespace Cairn.Tests.Offsets;
 
 /// <summary>
@@ -48,7 +50,7 @@ public sealed class ResumablePipelineTests : IAsyncLifetime
         // Run 1: SIGKILLed from outside once it has made some progress.
         await using (var run = ChildProcess.StartDll(dll, Args("--batch", "7", "--delay-ms", "2")))
         {
-            await run.WaitForLineAsync(l => l.StartsWith("processed ", StringComparison.Ordinal) && int.Parse(l[10..]) >= Records / 4,
+            await run.WaitForStdoutLineAsync(l => l.StartsWith("processed ", StringComparison.Ordinal) && int.Parse(l[10..]) >= Records / 4,
                 TimeSpan.FromMinutes(2));
             await run.KillAsync();
         }
@@ -60,8 +62,8 @@ public sealed class ResumablePipelineTests : IAsyncLifetime
         await using (var run = ChildProcess.StartDll(dll, Args("--batch", "50", "--crash-mid-transaction-after", "120")))
         {
             await run.WaitForExitAsync(TimeSpan.FromMinutes(2));
-            Assert.Contains("crashing mid-transaction", run.Lines);
-            Assert.Contains(run.Lines, l => l.StartsWith("resume ", StringComparison.Ordinal) && !l.EndsWith(" earliest", StringComparison.Ordinal));
+            Assert.Contains("crashing mid-transaction", run.StdoutLinesSnapshot());
+            Assert.Contains(run.StdoutLinesSnapshot(), l => l.StartsWith("resume ", StringComparison.Ordinal) && !l.EndsWith(" earliest", StringComparison.Ordinal));
             Assert.NotEqual(0, run.ExitCode);
         }
         var (afterCrash, _) = await CountAsync(db);
@@ -72,7 +74,7 @@ public sealed class ResumablePipelineTests : IAsyncLifetime
         {
             await run.WaitForExitAsync(TimeSpan.FromMinutes(2));
             Assert.True(run.ExitCode == 0, run.Describe());
-            Assert.Contains("idle", run.Lines);
+            Assert.Contains("idle", run.StdoutLinesSnapshot());
         }
 
         // Exactly once: every record, no record twice, each result right.

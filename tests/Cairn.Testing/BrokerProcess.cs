@@ -3,13 +3,34 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-namespace Cairn.Interop.Tests.Infrastructure;
+namespace Cairn.Testing;
 
 /// <summary>How to start a broker.</summary>
 public sealed record BrokerOptions
 {
-    public int DefaultPartitions { get; init; } = 1;
-    public bool AutoCreateTopics { get; init; } = true;
+    /// <summary>
+    /// What runs `serve`: a cairn.dll (run by <see cref="DotnetHost.Path"/>) or a `cairn` executable (apphost, .NET tool, single file).
+    /// Null: <see cref="BrokerProcess.DefaultCairnDll"/>.
+    /// </summary>
+    public string? Cairn { get; init; }
+
+    /// <summary>--default-partitions; null leaves the broker's default.</summary>
+    public int? DefaultPartitions { get; init; } = 1;
+
+    /// <summary>--auto-create-topics; null leaves the broker's default.</summary>
+    public bool? AutoCreateTopics { get; init; } = true;
+
+    /// <summary>--admin-listen (e.g. "none", so that no admin port collides with another broker); null leaves the broker's default.</summary>
+    public string? AdminListen { get; init; }
+
+    /// <summary>Prefix of the temporary data directory's name.</summary>
+    public string DataDirPrefix { get; init; } = "cairn-broker-";
+
+    /// <summary>Dispose stops the broker with SIGTERM (bounded, then SIGKILL) instead of SIGKILL.</summary>
+    public bool StopGracefullyOnDispose { get; init; }
+
+    /// <summary>Told when the broker starts and stops (e.g. a bench's progress on stderr); null: silent.</summary>
+    public Action<string>? Log { get; init; }
 
     /// <summary>Adds --set log.flush.on.ack=true: acks=-1 produce is fsynced before it is acknowledged.</summary>
     public bool FlushOnAck { get; init; }
@@ -21,16 +42,18 @@ public sealed record BrokerOptions
 }
 
 /// <summary>
-/// A Cairn broker running as `dotnet cairn.dll serve` on a free loopback port with a fresh data
+/// A Cairn broker running as `dotnet cairn.dll serve` (or a `cairn` executable) on a free loopback port with a fresh data
 /// directory. Supports SIGKILL, graceful SIGTERM, and restart on the same port and directory.
-/// Keeps the last few hundred lines of its output for failure messages.
+/// Keeps the last few hundred lines of its output for failure messages, and every warning/error line for reports.
 /// </summary>
 public sealed class BrokerProcess : IAsyncDisposable
 {
     public const int NodeId = 1;
     private const int KeptLogLines = 400;
+    private const int KeptProblemLines = 200;
 
     private readonly LinkedList<string> _log = new();
+    private readonly List<string> _problems = [];
     private readonly object _logGate = new();
     private Process? _process;
     private int _starts;
@@ -40,8 +63,23 @@ public sealed class BrokerProcess : IAsyncDisposable
     public int Port { get; }
     public string DataDir { get; }
     public string Bootstrap => $"127.0.0.1:{Port}";
+    public IPEndPoint EndPoint => new(IPAddress.Loopback, Port);
     public bool IsRunning => IsExternal || _process is { HasExited: false };
     public int? Pid => _process?.Id;
+
+    /// <summary>The exit code once the (last started) broker process has exited; null while it runs.</summary>
+    public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
+
+    /// <summary>
+    /// The broker built in this source tree, src/Cairn.Cli/bin/Release/net10.0/cairn.dll (CAIRN_DLL overrides it);
+    /// null outside a source tree.
+    /// </summary>
+    public static string? DefaultCairnDll =>
+        Environment.GetEnvironmentVariable("CAIRN_DLL") is { Length: > 0 } overridden ? overridden
+        : RepoRoot.Find() is { } root ? Path.Combine(root, "src", "Cairn.Cli", "bin", "Release", "net10.0", "cairn.dll")
+        : null;
+
+    private string Cairn => Options.Cairn ?? DefaultCairnDll ?? throw new InvalidOperationException("no cairn.dll: not in a source tree and no BrokerOptions.Cairn");
 
     private BrokerProcess(BrokerOptions options, int port, string dataDir)
     {
@@ -66,15 +104,16 @@ public sealed class BrokerProcess : IAsyncDisposable
     /// <summary>Starts a broker and waits (bounded) until its port accepts connections.</summary>
     public static async Task<BrokerProcess> StartAsync(BrokerOptions? options = null)
     {
-        var dll = Paths.CairnDll;
-        if (!File.Exists(dll))
+        options ??= new BrokerOptions();
+        var cairn = options.Cairn ?? DefaultCairnDll;
+        if (cairn is null || !File.Exists(cairn))
             throw new FileNotFoundException(
-                $"Broker build not found at {dll}. Build it first: `dotnet build src/Cairn.Cli -c Release` " +
-                "(test.sh does this), or point CAIRN_DLL at a cairn.dll.", dll);
+                $"Broker build not found at {cairn ?? "src/Cairn.Cli/bin/Release/net10.0/cairn.dll"}. Build it first: `dotnet build src/Cairn.Cli -c Release` " +
+                "(test.sh does this), or point CAIRN_DLL at a cairn.dll.", cairn);
 
-        var dataDir = Path.Combine(Path.GetTempPath(), "cairn-interop-" + Guid.NewGuid().ToString("N")[..12]);
+        var dataDir = Path.Combine(Path.GetTempPath(), options.DataDirPrefix + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dataDir);
-        var broker = new BrokerProcess(options ?? new BrokerOptions(), FreePort(), dataDir) { _ownsDataDir = true };
+        var broker = new BrokerProcess(options, FreePort(), dataDir) { _ownsDataDir = true };
         try
         {
             await broker.LaunchAsync();
@@ -95,18 +134,22 @@ public sealed class BrokerProcess : IAsyncDisposable
         return ((IPEndPoint)l.LocalEndPoint!).Port;
     }
 
+    /// <summary>The command line after the executable: for a cairn.dll it starts with the dll (run by the dotnet host).</summary>
     public IReadOnlyList<string> Arguments()
     {
-        var args = new List<string>
-        {
-            Paths.CairnDll, "serve",
+        var args = new List<string>();
+        if (IsDll) args.Add(Cairn);
+        args.AddRange(
+        [
+            "serve",
             "--listen", $"127.0.0.1:{Port}",
             "--advertised-host", "127.0.0.1",
             "--data-dir", DataDir,
             "--node-id", NodeId.ToString(),
-            "--default-partitions", Options.DefaultPartitions.ToString(),
-            "--auto-create-topics", Options.AutoCreateTopics ? "true" : "false",
-        };
+        ]);
+        if (Options.DefaultPartitions is { } partitions) args.AddRange(["--default-partitions", partitions.ToString()]);
+        if (Options.AutoCreateTopics is { } autoCreate) args.AddRange(["--auto-create-topics", autoCreate ? "true" : "false"]);
+        if (Options.AdminListen is { } adminListen) args.AddRange(["--admin-listen", adminListen]);
         var settings = new Dictionary<string, string>(Options.Settings);
         if (Options.FlushOnAck) settings["log.flush.on.ack"] = "true";
         foreach (var (k, v) in settings)
@@ -120,7 +163,8 @@ public sealed class BrokerProcess : IAsyncDisposable
     private async Task LaunchAsync()
     {
         if (IsRunning) throw new InvalidOperationException("Broker is already running.");
-        var psi = new ProcessStartInfo(Paths.DotnetHost)
+        var executable = IsDll ? DotnetHost.Path : Cairn;
+        var psi = new ProcessStartInfo(executable)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -132,10 +176,12 @@ public sealed class BrokerProcess : IAsyncDisposable
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
 
         var startNo = ++_starts;
-        AppendLog($"===== start #{startNo}: {Paths.DotnetHost} {string.Join(' ', psi.ArgumentList)}");
+        var commandLine = $"{executable} {string.Join(' ', psi.ArgumentList)}";
+        AppendLog($"===== start #{startNo}: {commandLine}");
+        Options.Log?.Invoke($"starting broker: {commandLine}");
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) AppendLog(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) AppendLog("[stderr] " + e.Data); };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) OnOutput(e.Data, e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) OnOutput(e.Data, "[stderr] " + e.Data); };
         process.Exited += (_, _) => AppendLog($"===== start #{startNo} exited");
         process.Start();
         process.BeginOutputReadLine();
@@ -161,6 +207,8 @@ public sealed class BrokerProcess : IAsyncDisposable
             await Task.Delay(100);
         }
     }
+
+    private bool IsDll => Cairn.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
 
     private async Task<bool> CanConnectAsync(TimeSpan timeout)
     {
@@ -210,6 +258,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         var p = _process ?? throw new InvalidOperationException("Broker was never started.");
         if (p.HasExited) return p.ExitCode;
         AppendLog("===== test harness: SIGTERM");
+        Options.Log?.Invoke($"stopping broker (kill -TERM {p.Id})");
         if (SysKill(p.Id, SIGTERM) != 0)
             throw new InvalidOperationException($"kill(SIGTERM) failed with errno {Marshal.GetLastPInvokeError()}");
         var wait = timeout ?? TimeSpan.FromSeconds(20);
@@ -225,6 +274,7 @@ public sealed class BrokerProcess : IAsyncDisposable
             throw new TimeoutException($"Broker did not exit within {wait.TotalSeconds:F0}s of SIGTERM.\n{output}");
         }
         p.WaitForExit(); // drain the output events
+        Options.Log?.Invoke($"broker exited with code {p.ExitCode}");
         return p.ExitCode;
     }
 
@@ -237,6 +287,33 @@ public sealed class BrokerProcess : IAsyncDisposable
             else Kill();
         }
         await LaunchAsync();
+    }
+
+    private void OnOutput(string line, string logged)
+    {
+        AppendLog(logged);
+        if (!IsProblem(line)) return;
+        lock (_logGate)
+        {
+            if (_problems.Count < KeptProblemLines) _problems.Add(line);
+        }
+    }
+
+    private static bool IsProblem(string line) =>
+        line.Contains("warn", StringComparison.OrdinalIgnoreCase) || line.Contains("fail", StringComparison.OrdinalIgnoreCase) ||
+        line.Contains("crit", StringComparison.OrdinalIgnoreCase) || line.Contains("error", StringComparison.OrdinalIgnoreCase) ||
+        line.Contains("exception", StringComparison.OrdinalIgnoreCase) || line.StartsWith("   at ", StringComparison.Ordinal);
+
+    /// <summary>Every warning, error or stack trace line the broker printed (up to 200), for reports.</summary>
+    public IReadOnlyList<string> ProblemLines()
+    {
+        lock (_logGate) return _problems.ToList();
+    }
+
+    /// <summary>The last <paramref name="lines"/> lines of output, without a header.</summary>
+    public string Tail(int lines)
+    {
+        lock (_logGate) return string.Join('\n', _log.Skip(Math.Max(0, _log.Count - lines)));
     }
 
     public void AppendLog(string line)
@@ -258,8 +335,14 @@ public sealed class BrokerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGKILL, or with <see cref="BrokerOptions.StopGracefullyOnDispose"/> SIGTERM first; deletes the data directory it made.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Options.StopGracefullyOnDispose && _process is { HasExited: false })
+        {
+            try { await StopAsync(); }
+            catch (TimeoutException) { Options.Log?.Invoke("broker did not exit within 20 s of SIGTERM; killed it"); }
+        }
         Kill();
         _process?.Dispose();
         _process = null;
@@ -280,6 +363,7 @@ public sealed class BrokerProcess : IAsyncDisposable
                     await Task.Delay(200);
                 }
             }
+            if (Directory.Exists(DataDir)) Options.Log?.Invoke($"could not delete {DataDir}");
         }
     }
 }

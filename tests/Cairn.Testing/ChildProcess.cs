@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Cairn.Interop.Tests.Infrastructure;
+namespace Cairn.Testing;
 
 /// <summary>The outcome of an external command that ran to completion.</summary>
 public sealed class ProcessResult
@@ -30,8 +30,8 @@ public sealed class ProcessResult
 public sealed class ExternalCommandException(string message) : Exception(message);
 
 /// <summary>
-/// An external process with its stdout captured as bytes (so binary kcat output survives) and
-/// its stderr as lines, both observable while it runs. Every wait is bounded.
+/// An external process with its stdout captured as bytes (so binary kcat output survives) and as lines, and
+/// its stderr as lines, all observable while it runs. Every wait is bounded; killed (whole tree) on dispose.
 /// </summary>
 public sealed class ChildProcess : IAsyncDisposable
 {
@@ -52,17 +52,31 @@ public sealed class ChildProcess : IAsyncDisposable
     public string Command { get; }
     public int Id => _process.Id;
 
-    private ChildProcess(Process process, string command, byte[]? stdin)
+    /// <summary>
+    /// Called with the file name and arguments before every start, e.g. to fail a test with a clear message when the
+    /// client it runs is not installed. Set once, at start-up of the assembly that needs it.
+    /// </summary>
+    public static Action<string, IReadOnlyList<string>>? BeforeStart { get; set; }
+
+    private ChildProcess(Process process, string command, byte[]? stdin, bool keepStdinOpen)
     {
         _process = process;
         Command = command;
         _stdoutPump = PumpStdoutAsync();
         _stderrPump = PumpStderrAsync();
-        _ = FeedStdinAsync(stdin);
+        if (!keepStdinOpen || stdin is not null) _ = FeedStdinAsync(stdin);
     }
 
+    /// <summary>Starts `dotnet <paramref name="dll"/> args` in the dll's directory, its stdin left open (<see cref="StandardInput"/>).</summary>
+    public static ChildProcess StartDll(string dll, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null) =>
+        Start(DotnetHost.Path, [dll, .. args], env: env, workingDirectory: Path.GetDirectoryName(dll), keepStdinOpen: true);
+
+    /// <summary>
+    /// Starts a process. <paramref name="stdin"/> is written to it and its input closed; with <paramref name="keepStdinOpen"/>
+    /// and no <paramref name="stdin"/> the input stays open for <see cref="StandardInput"/>.
+    /// </summary>
     public static ChildProcess Start(string fileName, IEnumerable<string> args, byte[]? stdin = null,
-        IReadOnlyDictionary<string, string>? env = null, string? workingDirectory = null)
+        IReadOnlyDictionary<string, string>? env = null, string? workingDirectory = null, bool keepStdinOpen = false)
     {
         var psi = new ProcessStartInfo(fileName)
         {
@@ -73,7 +87,8 @@ public sealed class ChildProcess : IAsyncDisposable
             WorkingDirectory = workingDirectory ?? Path.GetTempPath(),
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        ClientTools.EnsureInstalled(fileName, psi.ArgumentList.ToList()); // a missing client fails the test, naming it
+        BeforeStart?.Invoke(fileName, psi.ArgumentList.ToList());
+        // Quiet, unbuffered client drivers (python, kafkajs) so that their output lines arrive as they are printed.
         psi.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
         psi.Environment["PYTHONUNBUFFERED"] = "1";
         psi.Environment["KAFKAJS_NO_PARTITIONER_WARNING"] = "1";
@@ -88,9 +103,9 @@ public sealed class ChildProcess : IAsyncDisposable
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new ExternalCommandException($"Could not start `{command}`: {e.Message}. Is it installed? (test.sh installs the clients.)");
+            throw new ExternalCommandException($"Could not start `{command}`: {e.Message}. Is it installed? (test.sh installs what the tests need.)");
         }
-        return new ChildProcess(process, command, stdin);
+        return new ChildProcess(process, command, stdin, keepStdinOpen);
     }
 
     /// <summary>Runs a command to completion (bounded), capturing stdout and stderr.</summary>
@@ -107,6 +122,12 @@ public sealed class ChildProcess : IAsyncDisposable
         (await RunAsync(fileName, args, timeout, stdin, env)).EnsureSuccess();
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>The exit code, once <see cref="HasExited"/>.</summary>
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>The process's input, open when started with keepStdinOpen (e.g. by <see cref="StartDll"/>).</summary>
+    public StreamWriter StandardInput => _process.StandardInput;
 
     public byte[] StdoutSnapshot()
     {
@@ -133,7 +154,7 @@ public sealed class ChildProcess : IAsyncDisposable
         DescribeOutput(Command, state, StdoutSnapshot(), string.Join('\n', StderrSnapshot()));
 
     /// <summary>Waits (bounded) for a stdout line matching the predicate; fails if the process exits first.</summary>
-    public Task<string> WaitForStdoutLineAsync(Func<string, bool> predicate, TimeSpan timeout, string what) =>
+    public Task<string> WaitForStdoutLineAsync(Func<string, bool> predicate, TimeSpan timeout, string what = "the expected stdout line") =>
         WaitForLineAsync(StdoutLinesSnapshot, predicate, timeout, what);
 
     /// <summary>Waits (bounded) for a stderr line matching the predicate; fails if the process exits first.</summary>
@@ -184,6 +205,13 @@ public sealed class ChildProcess : IAsyncDisposable
             Stderr = string.Join('\n', StderrSnapshot()),
             Elapsed = _clock.Elapsed,
         };
+    }
+
+    /// <summary>SIGKILL (the whole tree, no chance to clean up), then wait (bounded) for it and its output.</summary>
+    public async Task KillAsync()
+    {
+        Kill();
+        await WaitForExitAsync(TimeSpan.FromSeconds(30));
     }
 
     public void Kill()
