@@ -78,7 +78,7 @@ check_requirements() {
   py_has lz4.frame || missing+=(python3-lz4)        # kafka-python lz4 codec
   py_has zstandard || missing+=(python3-zstandard)  # kafka-python zstd codec
   local p
-  for p in librdkafka-dev liblz4-1 libzstd1 postgresql ${TEST_SH_EXTRA_PACKAGES:-}; do
+  for p in librdkafka-dev postgresql ${TEST_SH_EXTRA_PACKAGES:-}; do
     pkg_installed "$p" || missing+=("$p")
   done
   # Headless Chromium for the admin dashboard test (driven over the DevTools protocol; no browser download).

@@ -1,6 +1,6 @@
 namespace Cairn.Protocol.Compression;
 
-/// <summary>Compressed data is corrupt or truncated, or the native codec reported an error.</summary>
+/// <summary>Compressed data is corrupt or truncated, or the codec reported an error.</summary>
 public sealed class CompressionException : Exception
 {
     public CompressionException(string message) : base(message) { }

@@ -1,102 +1,104 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using Cairn.Protocol.Records;
+using K4os.Compression.LZ4;
+using K4os.Compression.LZ4.Streams;
 
 namespace Cairn.Protocol.Compression;
 
 /// <summary>
-/// LZ4 frame format (not the raw block format) through the native liblz4, as Kafka v2 batches use.
-/// Compression writes what the Java client writes: 64 KB independent blocks, no content size, no checksums.
+/// LZ4 frame format (not the raw block format), as Kafka v2 batches use, through the managed
+/// K4os.Compression.LZ4 port. Compression writes what the Java client writes: 64 KB independent blocks,
+/// no content size, no checksums. Decoding takes any valid frame (linked blocks, checksums, as the lz4
+/// tool and librdkafka may write), concatenated frames and skippable frames, as liblz4 does.
 /// </summary>
-public sealed unsafe class Lz4Codec : ICompressionCodec
+public sealed class Lz4Codec : ICompressionCodec
 {
-    private const int DecompressChunk = 64 * 1024;
+    private const uint FrameMagic = 0x184D2204;
+    private const uint SkippableMagicMask = 0xFFFFFFF0, SkippableMagic = 0x184D2A50;
+    private readonly LZ4EncoderSettings _settings;
 
-    [ThreadStatic] private static Lz4DecompressionContext? t_context;
-    private readonly int _level;
-
-    /// <param name="level">liblz4 level: 0 (or negative, for faster) uses the fast compressor, 3-12 LZ4HC.</param>
+    /// <param name="level">lz4 level: below 3 (liblz4's LZ4HC minimum) the fast compressor, 3-12 LZ4HC.</param>
     public Lz4Codec(int level = 0)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(level, 12);
-        _level = level;
+        _settings = new LZ4EncoderSettings
+        {
+            ChainBlocks = false,
+            BlockSize = 64 * 1024,
+            ContentChecksum = false,
+            BlockChecksum = false,
+            CompressionLevel = level < (int)LZ4Level.L03_HC ? LZ4Level.L00_FAST : (LZ4Level)level,
+        };
     }
 
     public CompressionCodec Codec => CompressionCodec.Lz4;
 
-    public void Compress(ReadOnlySpan<byte> source, IBufferWriter<byte> destination)
-    {
-        var prefs = new Lz4Native.Preferences
-        {
-            FrameInfo = new Lz4Native.FrameInfo
-            {
-                BlockSizeId = Lz4Native.BlockSizeId.Max64KB,
-                BlockMode = Lz4Native.BlockMode.Independent,
-            },
-            CompressionLevel = _level,
-        };
-        nuint bound = Lz4Native.Check(Lz4Native.CompressFrameBound((nuint)source.Length, &prefs), "LZ4F_compressFrameBound");
-        if (bound > int.MaxValue) throw new CompressionException($"lz4: input of {source.Length} bytes is too large");
-        var dest = destination.GetSpan((int)bound);
-        byte dummy = 0;
-        fixed (byte* src = source)
-        fixed (byte* dst = dest)
-        {
-            // liblz4 wants a valid pointer even for an empty input.
-            byte* srcPtr = src != null ? src : &dummy;
-            nuint written = Lz4Native.Check(
-                Lz4Native.CompressFrame(dst, (nuint)dest.Length, srcPtr, (nuint)source.Length, &prefs), "LZ4F_compressFrame");
-            destination.Advance((int)written);
-        }
-    }
+    public void Compress(ReadOnlySpan<byte> source, IBufferWriter<byte> destination) =>
+        LZ4Frame.Encode(source, destination, _settings);
 
     public void Decompress(ReadOnlySpan<byte> source, IBufferWriter<byte> destination)
     {
-        var context = t_context ?? Lz4DecompressionContext.Create();
-        t_context = null; // a context in use is never shared (re-entrancy through a custom IBufferWriter)
-        bool ok = false;
+        if (source.IsEmpty) throw new CompressionException("lz4: empty input");
+        // LZ4Frame.Decode stops after one frame; Kafka batches hold one, but concatenated frames are valid LZ4.
+        int pos = 0;
+        while (pos < source.Length)
+        {
+            var rest = source[pos..];
+            int length = FrameLength(rest, pos, out bool skippable);
+            if (!skippable) DecodeFrame(rest[..length], destination);
+            pos += length;
+        }
+    }
+
+    private static void DecodeFrame(ReadOnlySpan<byte> frame, IBufferWriter<byte> destination)
+    {
         try
         {
-            IntPtr dctx = context.DangerousGetHandle();
-            Lz4Native.ResetDecompressionContext(dctx);
-            DecompressFrames(dctx, source, destination);
-            ok = true;
+            LZ4Frame.Decode(frame, destination);
         }
-        finally
+        catch (Exception e) when (e is not (CompressionException or OutOfMemoryException))
         {
-            if (ok) t_context = context;
-            else context.Dispose(); // after an error the context's state is undefined
+            // The decoder reports bad descriptors, bad blocks and truncation with assorted exception types.
+            throw new CompressionException($"lz4: corrupt frame ({e.Message})", e);
         }
     }
 
-    private static void DecompressFrames(IntPtr dctx, ReadOnlySpan<byte> source, IBufferWriter<byte> destination)
+    /// <summary>
+    /// The length of the frame at the start of <paramref name="data"/>, found by walking its block headers
+    /// (the decoder does not say how much it consumed); the decoder checks the contents.
+    /// </summary>
+    private static int FrameLength(ReadOnlySpan<byte> data, int at, out bool skippable)
     {
-        byte dummy = 0;
-        fixed (byte* srcBase = source)
+        if (data.Length < 8) throw Truncated(at);
+        uint magic = BinaryPrimitives.ReadUInt32LittleEndian(data);
+        skippable = (magic & SkippableMagicMask) == SkippableMagic;
+        long pos;
+        if (skippable)
         {
-            byte* src = srcBase != null ? srcBase : &dummy;
-            int pos = 0;
+            pos = 8L + BinaryPrimitives.ReadUInt32LittleEndian(data[4..]);
+        }
+        else
+        {
+            if (magic != FrameMagic) throw new CompressionException($"lz4: no frame magic at byte {at}");
+            byte flg = data[4];
+            bool contentSize = (flg & 0x08) != 0, dictId = (flg & 0x01) != 0;
+            bool blockChecksum = (flg & 0x10) != 0, contentChecksum = (flg & 0x04) != 0;
+            pos = 4 + 2 + (contentSize ? 8 : 0) + (dictId ? 4 : 0) + 1; // magic, FLG+BD, options, header checksum
             while (true)
             {
-                var dest = destination.GetSpan(DecompressChunk);
-                nuint consumed = (nuint)(source.Length - pos);
-                nuint produced = (nuint)dest.Length;
-                nuint hint;
-                fixed (byte* dst = dest)
-                    hint = Lz4Native.Check(Lz4Native.Decompress(dctx, dst, &produced, src + pos, &consumed, null), "LZ4F_decompress");
-                pos += (int)consumed;
-                destination.Advance((int)produced);
-
-                if (hint == 0)
-                {
-                    // A frame ended; Kafka batches hold one, but concatenated frames are valid LZ4.
-                    if (pos == source.Length) return;
-                    continue;
-                }
-                if (consumed == 0 && produced == 0)
-                    throw new CompressionException(pos == source.Length
-                        ? $"lz4: truncated frame ({source.Length} bytes, {hint} more expected)"
-                        : $"lz4: decoder made no progress at byte {pos}");
+                if (data.Length - pos < 4) throw Truncated(at);
+                uint blockSize = BinaryPrimitives.ReadUInt32LittleEndian(data[(int)pos..]);
+                pos += 4;
+                if (blockSize == 0) break; // end mark
+                pos += (blockSize & 0x7FFFFFFF) + (blockChecksum ? 4 : 0); // high bit: stored uncompressed
+                if (pos > data.Length) throw Truncated(at);
             }
+            if (contentChecksum) pos += 4;
         }
+        if (pos > data.Length) throw Truncated(at);
+        return (int)pos;
     }
+
+    private static CompressionException Truncated(int at) => new($"lz4: truncated frame starting at byte {at}");
 }

@@ -35,11 +35,10 @@ public sealed class SnappyCodec : ICompressionCodec
         for (int offset = 0; offset < source.Length; offset += XerialBlockSize)
         {
             var chunk = source.Slice(offset, Math.Min(XerialBlockSize, source.Length - offset));
-            byte[] block = IronSnappy.Snappy.Encode(chunk);
-            var dest = destination.GetSpan(4 + block.Length);
-            BinaryPrimitives.WriteInt32BigEndian(dest, block.Length);
-            block.CopyTo(dest[4..]);
-            destination.Advance(4 + block.Length);
+            var dest = destination.GetSpan(4 + Snappier.Snappy.GetMaxCompressedLength(chunk.Length));
+            int written = Snappier.Snappy.Compress(chunk, dest[4..]);
+            BinaryPrimitives.WriteInt32BigEndian(dest, written);
+            destination.Advance(4 + written);
         }
     }
 
@@ -73,7 +72,7 @@ public sealed class SnappyCodec : ICompressionCodec
 
     /// <summary>
     /// Snappy's densest element is a 3-byte copy of 64 bytes, so no block can expand more than ~21.3x.
-    /// Checked up front because the decoder allocates the claimed length before decoding.
+    /// Checked up front because the claimed length is reserved in the destination before decoding.
     /// </summary>
     private const int MaxExpansion = 22;
 
@@ -91,19 +90,15 @@ public sealed class SnappyCodec : ICompressionCodec
         if (claimed > (long)block.Length * MaxExpansion + 64)
             throw new CompressionException($"snappy: a {block.Length}-byte block cannot hold the {claimed} bytes it claims");
 
-        byte[] decoded;
         try
         {
-            decoded = IronSnappy.Snappy.Decode(block);
+            var dest = destination.GetSpan(Math.Max(1, (int)claimed));
+            int written = Snappier.Snappy.Decompress(block, dest);
+            destination.Advance(written);
         }
-        catch (IOException e) // IronSnappy reports corrupt input as InvalidDataException
+        catch (Exception e) when (e is InvalidDataException or ArgumentException or IndexOutOfRangeException)
         {
             throw new CompressionException($"snappy: corrupt block ({e.Message})", e);
         }
-        catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException)
-        {
-            throw new CompressionException($"snappy: corrupt block ({e.Message})", e);
-        }
-        destination.Write(decoded);
     }
 }

@@ -1,6 +1,9 @@
+// Frozen copy of the pre-managed-packages codec, kept only as the benchmark baseline (see ../README.md).
 using System.Runtime.InteropServices;
 
-namespace Cairn.Protocol.Compression;
+using Cairn.Protocol.Compression;
+
+namespace Cairn.Bench.Codecs.Old;
 
 /// <summary>liblz4 frame API (lz4frame.h, 1.9.x ABI).</summary>
 internal static unsafe partial class Lz4Native

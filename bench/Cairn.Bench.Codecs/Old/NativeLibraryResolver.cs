@@ -1,7 +1,10 @@
+// Frozen copy of the pre-managed-packages codec, kept only as the benchmark baseline (see ../README.md).
 using System.Reflection;
 using System.Runtime.InteropServices;
 
-namespace Cairn.Protocol.Compression;
+using Cairn.Protocol.Compression;
+
+namespace Cairn.Bench.Codecs.Old;
 
 /// <summary>
 /// Maps the sonames used in the P/Invoke declarations ("liblz4.so.1", "libzstd.so.1", which Debian's

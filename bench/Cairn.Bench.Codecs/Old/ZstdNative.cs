@@ -1,6 +1,9 @@
+// Frozen copy of the pre-managed-packages codec, kept only as the benchmark baseline (see ../README.md).
 using System.Runtime.InteropServices;
 
-namespace Cairn.Protocol.Compression;
+using Cairn.Protocol.Compression;
+
+namespace Cairn.Bench.Codecs.Old;
 
 /// <summary>libzstd simple and streaming API (zstd.h, 1.4+ ABI).</summary>
 internal static unsafe partial class ZstdNative
