@@ -1,53 +1,83 @@
+global using OffsetIndex = Cairn.Storage.FixedWidthIndex<Cairn.Storage.OffsetIndexEntry>;
+global using TimeIndex = Cairn.Storage.FixedWidthIndex<Cairn.Storage.TimeIndexEntry>;
+
+using System.Buffers;
 using System.Buffers.Binary;
+using Microsoft.Win32.SafeHandles;
 
 namespace Cairn.Storage;
 
 /// <summary>
-/// Sparse offset index of one segment, held in memory and mirrored to the .index file (8 bytes per
-/// entry: relative offset int32, file position int32, big-endian). Each entry names the start of a
-/// batch: the batch's base offset relative to the segment and its position in the .log file.
-/// One writer (under the partition's append lock), any number of lock-free readers: the entry array
-/// is published before the count, and a reader reads the count first.
+/// The layout of one entry of a <see cref="FixedWidthIndex{TEntry}"/>: its width and big-endian encoding in the
+/// index file, and the order consecutive entries keep (what makes a loaded file trustworthy).
 /// </summary>
-internal sealed class OffsetIndex
+internal interface IIndexEntry<TSelf> where TSelf : struct, IIndexEntry<TSelf>
 {
-    public const int EntrySize = 8;
+    static abstract int Size { get; }
+    /// <summary>The virtual entry before the first, so the first entry is checked by <see cref="Follows"/> too.</summary>
+    static abstract TSelf BeforeFirst { get; }
+    static abstract TSelf Read(ReadOnlySpan<byte> source);
+    void Write(Span<byte> destination);
+    /// <summary>Whether this entry may come right after <paramref name="previous"/>.</summary>
+    bool Follows(in TSelf previous);
+    /// <summary>Whether the entry points inside a segment of <paramref name="logSize"/> bytes ending at <paramref name="maxRelativeOffset"/>.</summary>
+    bool IsWithin(long logSize, long maxRelativeOffset);
+}
 
-    internal struct Entry
-    {
-        public int RelativeOffset;
-        public int Position;
-    }
+/// <summary>A binary-search question: true for a leading run of the entries, false for the rest.</summary>
+internal interface IIndexProbe<TEntry>
+{
+    bool IsAtOrBefore(in TEntry entry);
+}
 
-    private Entry[] _entries;
+/// <summary>
+/// A sparse index of one segment with fixed-width entries, held in memory and mirrored to its file (entries
+/// back to back, no header). One writer (under the partition's append lock), any number of lock-free readers:
+/// the entry array is published before the count, and a reader reads the count first.
+/// </summary>
+internal sealed class FixedWidthIndex<TEntry> where TEntry : struct, IIndexEntry<TEntry>
+{
+    // Small tails are encoded on the stack: room for 64 offset entries or 43 time entries.
+    private const int StackBytes = 516;
+
+    private TEntry[] _entries;
     private int _count;
 
-    public OffsetIndex(int capacity = 16) => _entries = new Entry[Math.Max(capacity, 4)];
+    public FixedWidthIndex(int capacity = 16) => _entries = new TEntry[Math.Max(capacity, 4)];
+
+    public static int EntrySize => TEntry.Size;
 
     public int Count => Volatile.Read(ref _count);
 
-    public Entry this[int i] => Volatile.Read(ref _entries)[i];
+    public TEntry this[int i] => Volatile.Read(ref _entries)[i];
 
-    public Entry Last => this[Count - 1];
-
-    public void Append(int relativeOffset, int position)
+    /// <summary>Appends without checking the order (the caller's rule already guarantees it).</summary>
+    public void Append(in TEntry entry)
     {
         int n = _count;
         var arr = _entries;
         if (n == arr.Length)
         {
-            var bigger = new Entry[arr.Length * 2];
+            var bigger = new TEntry[arr.Length * 2];
             Array.Copy(arr, bigger, n);
             Volatile.Write(ref _entries, bigger);
             arr = bigger;
         }
-        arr[n].RelativeOffset = relativeOffset;
-        arr[n].Position = position;
+        arr[n] = entry;
         Volatile.Write(ref _count, n + 1);
     }
 
-    /// <summary>File position of the last indexed batch whose base offset is at or before <paramref name="relativeOffset"/>, or 0.</summary>
-    public int LookupPosition(long relativeOffset)
+    /// <summary>Appends when the entry keeps the index's order after the last one; returns whether it did.</summary>
+    public bool TryAppend(in TEntry entry)
+    {
+        int n = _count;
+        if (!entry.Follows(n == 0 ? TEntry.BeforeFirst : _entries[n - 1])) return false;
+        Append(entry);
+        return true;
+    }
+
+    /// <summary>Position of the last entry the probe accepts (the probe accepts a leading run), or -1.</summary>
+    public int FindLast<TProbe>(in TProbe probe) where TProbe : struct, IIndexProbe<TEntry>
     {
         int n = Count;
         var arr = Volatile.Read(ref _entries);
@@ -55,30 +85,16 @@ internal sealed class OffsetIndex
         while (lo <= hi)
         {
             int mid = (lo + hi) >>> 1;
-            if (arr[mid].RelativeOffset <= relativeOffset) { found = mid; lo = mid + 1; }
+            if (probe.IsAtOrBefore(arr[mid])) { found = mid; lo = mid + 1; }
             else hi = mid - 1;
         }
-        return found < 0 ? 0 : arr[found].Position;
+        return found;
     }
 
-    /// <summary>The largest indexed batch start position at or before <paramref name="position"/>, or 0.</summary>
-    public int LookupBoundaryAtOrBefore(long position)
-    {
-        int n = Count;
-        var arr = Volatile.Read(ref _entries);
-        int lo = 0, hi = n - 1, found = -1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            if (arr[mid].Position <= position) { found = mid; lo = mid + 1; }
-            else hi = mid - 1;
-        }
-        return found < 0 ? 0 : arr[found].Position;
-    }
-
+    /// <summary>The file image of entries [from, Count).</summary>
     public byte[] Serialize(int from = 0)
     {
-        var bytes = new byte[(Count - from) * EntrySize];
+        var bytes = new byte[(Count - from) * TEntry.Size];
         SerializeInto(bytes, from);
         return bytes;
     }
@@ -87,135 +103,139 @@ internal sealed class OffsetIndex
     public int SerializeInto(Span<byte> dest, int from)
     {
         int n = Count, w = 0;
-        for (int i = from; i < n; i++, w += EntrySize)
-        {
-            BinaryPrimitives.WriteInt32BigEndian(dest[w..], _entries[i].RelativeOffset);
-            BinaryPrimitives.WriteInt32BigEndian(dest[(w + 4)..], _entries[i].Position);
-        }
+        for (int i = from; i < n; i++, w += TEntry.Size) _entries[i].Write(dest[w..]);
         return w;
     }
 
-    /// <summary>
-    /// Parses an index file. Returns null when it is damaged: size not a multiple of the entry size,
-    /// offsets or positions not strictly increasing, negative, or a position at or past <paramref name="logSize"/>.
-    /// </summary>
-    public static OffsetIndex? TryParse(ReadOnlySpan<byte> bytes, long logSize, long maxRelativeOffset)
+    /// <summary>Writes the entries from <paramref name="persisted"/> on at their place in <paramref name="file"/>; returns the new persisted count.</summary>
+    public int WriteTail(SafeFileHandle file, int persisted)
     {
-        if (bytes.Length % EntrySize != 0) return null;
-        int n = bytes.Length / EntrySize;
-        var index = new OffsetIndex(n + 16);
-        long prevRel = -1, prevPos = -1;
+        int n = Count;
+        if (n <= persisted) return persisted;
+        int bytes = (n - persisted) * TEntry.Size;
+        byte[]? rented = bytes > StackBytes ? ArrayPool<byte>.Shared.Rent(bytes) : null;
+        try
+        {
+            Span<byte> buf = rented ?? stackalloc byte[StackBytes];
+            int w = SerializeInto(buf, persisted);
+            RandomAccess.Write(file, buf[..w], (long)persisted * TEntry.Size);
+            return n;
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// Parses an index file. Returns null when it is damaged: a partial trailing entry, entries out of order, or an
+    /// entry pointing outside the segment (<see cref="IIndexEntry{TSelf}.IsWithin"/>).
+    /// </summary>
+    public static FixedWidthIndex<TEntry>? TryParse(ReadOnlySpan<byte> bytes, long logSize, long maxRelativeOffset)
+    {
+        if (bytes.Length % TEntry.Size != 0) return null;
+        int n = bytes.Length / TEntry.Size;
+        var index = new FixedWidthIndex<TEntry>(n + 16);
+        var previous = TEntry.BeforeFirst;
         for (int i = 0; i < n; i++)
         {
-            int rel = BinaryPrimitives.ReadInt32BigEndian(bytes[(i * EntrySize)..]);
-            int pos = BinaryPrimitives.ReadInt32BigEndian(bytes[(i * EntrySize + 4)..]);
-            if (rel <= prevRel || pos <= prevPos || rel < 0 || pos < 0 || pos >= logSize || rel > maxRelativeOffset) return null;
-            index.Append(rel, pos);
-            prevRel = rel;
-            prevPos = pos;
+            var entry = TEntry.Read(bytes[(i * TEntry.Size)..]);
+            if (!entry.Follows(previous) || !entry.IsWithin(logSize, maxRelativeOffset)) return null;
+            index.Append(entry);
+            previous = entry;
         }
         return index;
     }
 }
 
 /// <summary>
-/// Time index of one segment, in memory and mirrored to the .timeindex file (12 bytes per entry:
-/// timestamp int64, relative offset int32, big-endian). An entry (t, o) means: no record at or before
-/// offset o has a timestamp above t, and the batch holding o has max timestamp t. Timestamps strictly increase.
+/// An .index entry (8 bytes: relative offset int32, file position int32): the batch whose base offset is
+/// segment base + <see cref="RelativeOffset"/> starts at <see cref="Position"/> in the .log file. Both strictly increase.
 /// </summary>
-internal sealed class TimeIndex
+internal readonly record struct OffsetIndexEntry(int RelativeOffset, int Position) : IIndexEntry<OffsetIndexEntry>
 {
-    public const int EntrySize = 12;
+    public static int Size => 8;
+    public static OffsetIndexEntry BeforeFirst => new(-1, -1);
 
-    internal struct Entry
+    public static OffsetIndexEntry Read(ReadOnlySpan<byte> source) =>
+        new(BinaryPrimitives.ReadInt32BigEndian(source), BinaryPrimitives.ReadInt32BigEndian(source[4..]));
+
+    public void Write(Span<byte> destination)
     {
-        public long Timestamp;
-        public int RelativeOffset;
+        BinaryPrimitives.WriteInt32BigEndian(destination, RelativeOffset);
+        BinaryPrimitives.WriteInt32BigEndian(destination[4..], Position);
     }
 
-    private Entry[] _entries;
-    private int _count;
+    public bool Follows(in OffsetIndexEntry previous) => RelativeOffset > previous.RelativeOffset && Position > previous.Position;
 
-    public TimeIndex(int capacity = 16) => _entries = new Entry[Math.Max(capacity, 4)];
+    public bool IsWithin(long logSize, long maxRelativeOffset) =>
+        RelativeOffset >= 0 && Position >= 0 && Position < logSize && RelativeOffset <= maxRelativeOffset;
+}
 
-    public int Count => Volatile.Read(ref _count);
+/// <summary>
+/// A .timeindex entry (12 bytes: timestamp int64, relative offset int32). (t, o) means: no record at or before
+/// offset o has a timestamp above t, and the batch holding o has max timestamp t. Timestamps strictly increase,
+/// offsets never decrease.
+/// </summary>
+internal readonly record struct TimeIndexEntry(long Timestamp, int RelativeOffset) : IIndexEntry<TimeIndexEntry>
+{
+    public static int Size => 12;
+    public static TimeIndexEntry BeforeFirst => new(-1, -1);
 
-    public Entry this[int i] => Volatile.Read(ref _entries)[i];
+    public static TimeIndexEntry Read(ReadOnlySpan<byte> source) =>
+        new(BinaryPrimitives.ReadInt64BigEndian(source), BinaryPrimitives.ReadInt32BigEndian(source[8..]));
 
-    public long LastTimestamp => Count == 0 ? -1 : this[Count - 1].Timestamp;
-
-    /// <summary>Appends when <paramref name="timestamp"/> is above the last indexed timestamp; returns whether it did.</summary>
-    public bool MaybeAppend(long timestamp, int relativeOffset)
+    public void Write(Span<byte> destination)
     {
-        int n = _count;
-        if (timestamp <= (n == 0 ? -1 : _entries[n - 1].Timestamp)) return false;
-        if (n > 0 && relativeOffset < _entries[n - 1].RelativeOffset) return false;
-        var arr = _entries;
-        if (n == arr.Length)
-        {
-            var bigger = new Entry[arr.Length * 2];
-            Array.Copy(arr, bigger, n);
-            Volatile.Write(ref _entries, bigger);
-            arr = bigger;
-        }
-        arr[n].Timestamp = timestamp;
-        arr[n].RelativeOffset = relativeOffset;
-        Volatile.Write(ref _count, n + 1);
-        return true;
+        BinaryPrimitives.WriteInt64BigEndian(destination, Timestamp);
+        BinaryPrimitives.WriteInt32BigEndian(destination[8..], RelativeOffset);
+    }
+
+    public bool Follows(in TimeIndexEntry previous) => Timestamp > previous.Timestamp && RelativeOffset >= previous.RelativeOffset;
+
+    // Time entries name offsets only; their positions come from the offset index.
+    public bool IsWithin(long logSize, long maxRelativeOffset) => RelativeOffset >= 0 && RelativeOffset <= maxRelativeOffset;
+}
+
+/// <summary>The questions the read path asks the two indexes.</summary>
+internal static class IndexLookups
+{
+    /// <summary>File position of the last indexed batch whose base offset is at or before <paramref name="relativeOffset"/>, or 0.</summary>
+    public static int LookupPosition(this OffsetIndex index, long relativeOffset)
+    {
+        int i = index.FindLast(new OffsetAtOrBefore(relativeOffset));
+        return i < 0 ? 0 : index[i].Position;
+    }
+
+    /// <summary>The largest indexed batch start position at or before <paramref name="position"/>, or 0.</summary>
+    public static int LookupBoundaryAtOrBefore(this OffsetIndex index, long position)
+    {
+        int i = index.FindLast(new PositionAtOrBefore(position));
+        return i < 0 ? 0 : index[i].Position;
     }
 
     /// <summary>
-    /// Relative offset of the last entry whose timestamp is strictly below <paramref name="timestamp"/>:
-    /// every record up to and including that offset is older than the target. -1 when there is none.
+    /// Relative offset of the last entry whose timestamp is strictly below <paramref name="timestamp"/>: every record
+    /// up to and including that offset is older than the target. -1 when there is none.
     /// </summary>
-    public long LookupBefore(long timestamp)
+    public static long LookupBefore(this TimeIndex index, long timestamp)
     {
-        int n = Count;
-        var arr = Volatile.Read(ref _entries);
-        int lo = 0, hi = n - 1, found = -1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            if (arr[mid].Timestamp < timestamp) { found = mid; lo = mid + 1; }
-            else hi = mid - 1;
-        }
-        return found < 0 ? -1 : arr[found].RelativeOffset;
+        int i = index.FindLast(new TimestampBefore(timestamp));
+        return i < 0 ? -1 : index[i].RelativeOffset;
     }
 
-    public byte[] Serialize(int from = 0)
+    private readonly struct OffsetAtOrBefore(long relativeOffset) : IIndexProbe<OffsetIndexEntry>
     {
-        var bytes = new byte[(Count - from) * EntrySize];
-        SerializeInto(bytes, from);
-        return bytes;
+        public bool IsAtOrBefore(in OffsetIndexEntry entry) => entry.RelativeOffset <= relativeOffset;
     }
 
-    public int SerializeInto(Span<byte> dest, int from)
+    private readonly struct PositionAtOrBefore(long position) : IIndexProbe<OffsetIndexEntry>
     {
-        int n = Count, w = 0;
-        for (int i = from; i < n; i++, w += EntrySize)
-        {
-            BinaryPrimitives.WriteInt64BigEndian(dest[w..], _entries[i].Timestamp);
-            BinaryPrimitives.WriteInt32BigEndian(dest[(w + 8)..], _entries[i].RelativeOffset);
-        }
-        return w;
+        public bool IsAtOrBefore(in OffsetIndexEntry entry) => entry.Position <= position;
     }
 
-    /// <summary>Parses a time index file; null when damaged (bad size, not increasing, offset out of the segment).</summary>
-    public static TimeIndex? TryParse(ReadOnlySpan<byte> bytes, long maxRelativeOffset)
+    private readonly struct TimestampBefore(long timestamp) : IIndexProbe<TimeIndexEntry>
     {
-        if (bytes.Length % EntrySize != 0) return null;
-        int n = bytes.Length / EntrySize;
-        var index = new TimeIndex(n + 16);
-        long prevTs = -1, prevRel = -1;
-        for (int i = 0; i < n; i++)
-        {
-            long ts = BinaryPrimitives.ReadInt64BigEndian(bytes[(i * EntrySize)..]);
-            int rel = BinaryPrimitives.ReadInt32BigEndian(bytes[(i * EntrySize + 8)..]);
-            if (ts <= prevTs || rel < prevRel || rel < 0 || rel > maxRelativeOffset) return null;
-            index.MaybeAppend(ts, rel);
-            prevTs = ts;
-            prevRel = rel;
-        }
-        return index;
+        public bool IsAtOrBefore(in TimeIndexEntry entry) => entry.Timestamp < timestamp;
     }
 }

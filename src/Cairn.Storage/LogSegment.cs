@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Buffers.Binary;
 using System.Globalization;
 using Cairn.Protocol.Records;
 using Microsoft.Extensions.Logging;
@@ -9,9 +7,10 @@ namespace Cairn.Storage;
 
 /// <summary>
 /// One segment of a partition log: the .log file (batches back to back, exactly as produced, with the
-/// assigned base offset), a sparse .index and a .timeindex. Appends come from one writer at a time
-/// (the partition's append lock); reads are lock-free and only look at bytes below <see cref="Size"/>,
-/// which is published after the data is written.
+/// assigned base offset), a sparse .index and a .timeindex. This type owns the files and the write side:
+/// appends come from one writer at a time (the partition's append lock), and <see cref="Size"/> is published
+/// after the data is written. Recovery scans are in <see cref="SegmentScan"/>, the lock-free reads in
+/// <see cref="SegmentReads"/>.
 /// </summary>
 internal sealed class LogSegment
 {
@@ -124,11 +123,18 @@ internal sealed class LogSegment
             }
             else
             {
-                var check = seg.QuickCheck(out var problem);
-                if (check == QuickCheckResult.IndexDamaged)
-                    outcome = seg.Recover(verifyCrc: false, indexInterval, problem!);
-                else if (check == QuickCheckResult.TailDamaged)
-                    outcome = seg.Recover(verifyCrc: true, indexInterval, problem!);
+                var check = SegmentScan.QuickCheck(log, baseOffset, seg._size, seg.IndexPath, seg.TimeIndexPath, out var tail, out var problem);
+                if (check == SegmentScan.QuickCheckResult.Ok)
+                {
+                    seg._nextOffset = tail.NextOffset;
+                    seg._maxTimestamp = tail.MaxTimestamp;
+                    seg._offsetOfMaxTimestamp = tail.OffsetOfMaxTimestamp;
+                    seg._bytesSinceLastIndexEntry = tail.BytesSinceLastIndexEntry;
+                }
+                else
+                {
+                    outcome = seg.Recover(verifyCrc: check == SegmentScan.QuickCheckResult.TailDamaged, indexInterval, problem!);
+                }
             }
             if (active)
             {
@@ -152,166 +158,10 @@ internal sealed class LogSegment
         }
     }
 
-    private enum QuickCheckResult { Ok, IndexDamaged, TailDamaged }
-
-    private QuickCheckResult QuickCheck(out string? problem)
-    {
-        problem = null;
-        long size = _size;
-        // Offset index: size a multiple of 8, last entry inside the file.
-        long idxLen = File.Exists(IndexPath) ? new FileInfo(IndexPath).Length : -1;
-        long tIdxLen = File.Exists(TimeIndexPath) ? new FileInfo(TimeIndexPath).Length : -1;
-        if (idxLen < 0 || tIdxLen < 0)
-        {
-            problem = idxLen < 0 ? "offset index missing" : "time index missing";
-            return QuickCheckResult.IndexDamaged;
-        }
-        if (idxLen % OffsetIndex.EntrySize != 0 || tIdxLen % TimeIndex.EntrySize != 0)
-        {
-            problem = "index file has a partial entry";
-            return QuickCheckResult.IndexDamaged;
-        }
-        int lastRel = -1, lastPos = -1;
-        Span<byte> tmp = stackalloc byte[TimeIndex.EntrySize];
-        if (idxLen > 0)
-        {
-            using var h = File.OpenHandle(IndexPath, FileMode.Open, FileAccess.Read, FileIO.Share);
-            if (FileIO.ReadFully(h, tmp[..8], idxLen - 8) != 8) { problem = "offset index unreadable"; return QuickCheckResult.IndexDamaged; }
-            lastRel = BinaryPrimitives.ReadInt32BigEndian(tmp);
-            lastPos = BinaryPrimitives.ReadInt32BigEndian(tmp[4..]);
-            if (lastRel < 0 || lastPos < 0 || lastPos >= size)
-            {
-                problem = $"offset index entry points past the end of the log (position {lastPos}, log size {size})";
-                return QuickCheckResult.IndexDamaged;
-            }
-        }
-        long timeLastTs = -1;
-        int timeLastRel = -1;
-        if (tIdxLen > 0)
-        {
-            using var h = File.OpenHandle(TimeIndexPath, FileMode.Open, FileAccess.Read, FileIO.Share);
-            if (FileIO.ReadFully(h, tmp, tIdxLen - TimeIndex.EntrySize) != TimeIndex.EntrySize) { problem = "time index unreadable"; return QuickCheckResult.IndexDamaged; }
-            timeLastTs = BinaryPrimitives.ReadInt64BigEndian(tmp);
-            timeLastRel = BinaryPrimitives.ReadInt32BigEndian(tmp[8..]);
-            if (timeLastRel < 0 || timeLastTs < 0) { problem = "time index entry invalid"; return QuickCheckResult.IndexDamaged; }
-        }
-
-        // Walk the batches after the last index entry: they must chain exactly to the end of the file.
-        long pos = lastPos >= 0 ? lastPos : 0;
-        long expected = lastPos >= 0 ? BaseOffset + lastRel : BaseOffset;
-        long maxTs = -1, offMax = -1;
-        using (var reader = new ChunkReader(Log, size, 64 * 1024))
-        {
-            bool first = true;
-            while (pos < size)
-            {
-                var span = reader.Get(pos, RecordBatchHeader.Size);
-                if (span.IsEmpty || !RecordBatchHeader.TryRead(span, out var hdr) || !IsSane(hdr, size - pos)
-                    || hdr.BaseOffset != expected)
-                {
-                    if (first && lastPos >= 0)
-                    {
-                        problem = $"offset index entry does not point at the batch it names (position {lastPos})";
-                        return QuickCheckResult.IndexDamaged;
-                    }
-                    problem = $"corrupt or torn batch at position {pos}";
-                    return QuickCheckResult.TailDamaged;
-                }
-                first = false;
-                if (hdr.MaxTimestamp > maxTs) { maxTs = hdr.MaxTimestamp; offMax = hdr.LastOffset; }
-                pos += hdr.TotalSize;
-                expected = hdr.NextOffset;
-            }
-        }
-        if (timeLastRel >= 0 && BaseOffset + timeLastRel >= expected)
-        {
-            problem = "time index entry points past the last offset";
-            return QuickCheckResult.IndexDamaged;
-        }
-        _nextOffset = expected;
-        if (timeLastTs >= maxTs && timeLastTs >= 0) { _maxTimestamp = timeLastTs; _offsetOfMaxTimestamp = BaseOffset + timeLastRel; }
-        else { _maxTimestamp = maxTs; _offsetOfMaxTimestamp = offMax; }
-        _bytesSinceLastIndexEntry = (int)(size - (lastPos >= 0 ? lastPos : 0));
-        return QuickCheckResult.Ok;
-    }
-
-    private static bool IsSane(in RecordBatchHeader h, long available) =>
-        h.Magic == 2
-        && h.BatchLength >= RecordBatchHeader.Size - RecordBatchHeader.LogOverhead
-        && h.TotalSize <= available
-        && h.LastOffsetDelta >= 0
-        && h.BaseOffset >= 0;
-
-    private sealed class ScanResult
-    {
-        public OffsetIndex Index = new();
-        public TimeIndex TimeIndex = new();
-        public long ValidEnd;
-        public long NextOffset;
-        public long MaxTimestamp = -1;
-        public long OffsetOfMaxTimestamp = -1;
-        public int BytesSinceLastIndexEntry;
-        public string? Problem;
-        public int Batches;
-    }
-
-    /// <summary>
-    /// Walks every batch from the start of the file, checking structure and offsets (and the CRC when asked),
-    /// building indexes with the same rule as the append path. Stops at the first bad batch.
-    /// </summary>
-    private ScanResult Scan(bool verifyCrc, int indexInterval, long size)
-    {
-        var r = new ScanResult { NextOffset = BaseOffset };
-        long pos = 0;
-        using var reader = new ChunkReader(Log, size);
-        while (pos < size)
-        {
-            var span = reader.Get(pos, RecordBatchHeader.Size);
-            if (span.IsEmpty) { r.Problem = $"torn batch header at position {pos}"; break; }
-            if (!RecordBatchHeader.TryRead(span, out var h) || !IsSane(h, size - pos))
-            {
-                r.Problem = $"invalid batch header at position {pos}"; break;
-            }
-            if (h.BaseOffset != r.NextOffset)
-            {
-                r.Problem = $"batch at position {pos} has base offset {h.BaseOffset}, expected {r.NextOffset}"; break;
-            }
-            if (verifyCrc)
-            {
-                var whole = reader.Get(pos, h.TotalSize);
-                if (whole.IsEmpty || !RecordBatchHeader.IsCrcValid(whole))
-                {
-                    r.Problem = $"CRC mismatch in batch at position {pos} (offset {h.BaseOffset})"; break;
-                }
-            }
-            Track(r.Index, r.TimeIndex, BaseOffset, ref r.BytesSinceLastIndexEntry, ref r.MaxTimestamp, ref r.OffsetOfMaxTimestamp,
-                h.BaseOffset, h.LastOffset, h.MaxTimestamp, pos, h.TotalSize, indexInterval);
-            pos += h.TotalSize;
-            r.NextOffset = h.NextOffset;
-            r.Batches++;
-        }
-        r.ValidEnd = pos;
-        return r;
-    }
-
-    /// <summary>The per-batch index rule shared by appends and rebuilds.</summary>
-    private static void Track(OffsetIndex index, TimeIndex time, long segBase, ref int bytesSince, ref long maxTs, ref long offMax,
-        long baseOffset, long lastOffset, long batchMaxTs, long position, int size, int interval)
-    {
-        if (batchMaxTs > maxTs) { maxTs = batchMaxTs; offMax = lastOffset; }
-        if (bytesSince >= interval)
-        {
-            index.Append((int)(baseOffset - segBase), (int)position);
-            if (maxTs >= 0) time.MaybeAppend(maxTs, (int)(offMax - segBase));
-            bytesSince = 0;
-        }
-        bytesSince += size;
-    }
-
     private OpenOutcome Recover(bool verifyCrc, int indexInterval, string reason)
     {
         long size = _size;
-        var r = Scan(verifyCrc, indexInterval, size);
+        var r = SegmentScan.Scan(Log, BaseOffset, verifyCrc, indexInterval, size);
         var outcome = OpenOutcome.IndexRebuilt;
         if (r.ValidEnd < size)
         {
@@ -332,7 +182,7 @@ internal sealed class LogSegment
         return outcome;
     }
 
-    private void ApplyScan(ScanResult r)
+    private void ApplyScan(SegmentScanResult r)
     {
         _index = r.Index;
         _timeIndex = r.TimeIndex;
@@ -365,41 +215,28 @@ internal sealed class LogSegment
     // Lazy index loading (inactive segments)
 
     /// <summary>The offset index, loading (and if damaged rebuilding) it from disk on first use.</summary>
-    public OffsetIndex? EnsureOffsetIndex()
-    {
-        var idx = Volatile.Read(ref _index);
-        if (idx is not null) return idx;
-        lock (_loadLock)
-        {
-            if (_index is not null) return _index;
-            long size = Size;
-            var bytes = FileIO.TryReadAll(IndexPath);
-            var parsed = bytes is null ? null : OffsetIndex.TryParse(bytes, size, NextOffset - BaseOffset - 1);
-            if (parsed is null)
-            {
-                RebuildLazily(size, bytes is null ? "missing" : "damaged");
-                return _index;
-            }
-            Volatile.Write(ref _index, parsed);
-            return parsed;
-        }
-    }
+    public OffsetIndex? EnsureOffsetIndex() =>
+        Volatile.Read(ref _index) ?? LoadIndex(ref _index, IndexPath, NextOffset - BaseOffset - 1);
 
-    public TimeIndex? EnsureTimeIndex()
+    /// <summary>The time index, loading (and if damaged rebuilding) it from disk on first use.</summary>
+    public TimeIndex? EnsureTimeIndex() =>
+        Volatile.Read(ref _timeIndex) ?? LoadIndex(ref _timeIndex, TimeIndexPath, Math.Max(0, NextOffset - BaseOffset - 1));
+
+    private FixedWidthIndex<T>? LoadIndex<T>(ref FixedWidthIndex<T>? field, string path, long maxRelativeOffset)
+        where T : struct, IIndexEntry<T>
     {
-        var idx = Volatile.Read(ref _timeIndex);
-        if (idx is not null) return idx;
         lock (_loadLock)
         {
-            if (_timeIndex is not null) return _timeIndex;
-            var bytes = FileIO.TryReadAll(TimeIndexPath);
-            var parsed = bytes is null ? null : TimeIndex.TryParse(bytes, Math.Max(0, NextOffset - BaseOffset - 1));
+            if (field is not null) return field;
+            long size = Size;
+            var bytes = FileIO.TryReadAll(path);
+            var parsed = bytes is null ? null : FixedWidthIndex<T>.TryParse(bytes, size, maxRelativeOffset);
             if (parsed is null)
             {
-                RebuildLazily(Size, bytes is null ? "missing" : "damaged");
-                return _timeIndex;
+                RebuildLazily(size, bytes is null ? "missing" : "damaged"); // sets both indexes, this one included
+                return field;
             }
-            Volatile.Write(ref _timeIndex, parsed);
+            Volatile.Write(ref field, parsed);
             return parsed;
         }
     }
@@ -407,7 +244,7 @@ internal sealed class LogSegment
     private void RebuildLazily(long size, string what)
     {
         // Called for a segment already validated at open: structure problems here are not truncated.
-        var r = Scan(verifyCrc: false, IndexInterval, size);
+        var r = SegmentScan.Scan(Log, BaseOffset, verifyCrc: false, IndexInterval, size);
         if (r.Problem is not null)
             _logger.LogError("{Segment}: batch scan stopped early while rebuilding indexes: {Problem}", DisplayName, r.Problem);
         try
@@ -440,7 +277,7 @@ internal sealed class LogSegment
         for (int i = 0; i < batches.Length; i++)
         {
             ref readonly var b = ref batches[i];
-            Track(index, time, BaseOffset, ref _bytesSinceLastIndexEntry, ref _maxTimestamp, ref _offsetOfMaxTimestamp,
+            SegmentScan.Track(index, time, BaseOffset, ref _bytesSinceLastIndexEntry, ref _maxTimestamp, ref _offsetOfMaxTimestamp,
                 b.BaseOffset, b.LastOffset, b.MaxTimestamp, pos + b.Position, b.Size, indexInterval);
         }
         PersistIndexTail();
@@ -451,32 +288,10 @@ internal sealed class LogSegment
 
     private void PersistIndexTail()
     {
-        var index = _index!;
-        var time = _timeIndex!;
         try
         {
-            int n = index.Count;
-            if (n > _indexPersisted && _indexFile is not null)
-            {
-                int bytes = (n - _indexPersisted) * OffsetIndex.EntrySize;
-                byte[]? rented = bytes > 512 ? ArrayPool<byte>.Shared.Rent(bytes) : null;
-                Span<byte> buf = rented ?? stackalloc byte[512];
-                int w = index.SerializeInto(buf, _indexPersisted);
-                RandomAccess.Write(_indexFile, buf[..w], (long)_indexPersisted * OffsetIndex.EntrySize);
-                _indexPersisted = n;
-                if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
-            }
-            int t = time.Count;
-            if (t > _timeIndexPersisted && _timeIndexFile is not null)
-            {
-                int bytes = (t - _timeIndexPersisted) * TimeIndex.EntrySize;
-                byte[]? rented = bytes > 516 ? ArrayPool<byte>.Shared.Rent(bytes) : null;
-                Span<byte> buf = rented ?? stackalloc byte[516];
-                int w = time.SerializeInto(buf, _timeIndexPersisted);
-                RandomAccess.Write(_timeIndexFile, buf[..w], (long)_timeIndexPersisted * TimeIndex.EntrySize);
-                _timeIndexPersisted = t;
-                if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
-            }
+            if (_indexFile is { } indexFile) _indexPersisted = _index!.WriteTail(indexFile, _indexPersisted);
+            if (_timeIndexFile is { } timeIndexFile) _timeIndexPersisted = _timeIndex!.WriteTail(timeIndexFile, _timeIndexPersisted);
         }
         catch (IOException e)
         {
@@ -489,7 +304,7 @@ internal sealed class LogSegment
     public void Seal()
     {
         var time = _timeIndex;
-        if (time is not null && _maxTimestamp >= 0 && time.MaybeAppend(_maxTimestamp, (int)(_offsetOfMaxTimestamp - BaseOffset)))
+        if (time is not null && _maxTimestamp >= 0 && time.TryAppend(new TimeIndexEntry(_maxTimestamp, (int)(_offsetOfMaxTimestamp - BaseOffset))))
             PersistIndexTail();
     }
 
@@ -523,108 +338,6 @@ internal sealed class LogSegment
     }
 
     // ------------------------------------------------------------------------------------------
-    // Reads (lock-free)
-
-    /// <summary>
-    /// Whole batches starting with the one that contains <paramref name="fetchOffset"/>, at most
-    /// <paramref name="maxBytes"/> long unless the first batch alone is larger (then exactly that batch when
-    /// <paramref name="minOneBatch"/>, else nothing). Null when no batch of this segment holds or follows the offset.
-    /// </summary>
-    public RecordsPayload? Read(long fetchOffset, int maxBytes, bool minOneBatch)
-    {
-        long end = Size;
-        var index = EnsureOffsetIndex()!;
-        long pos = index.LookupPosition(fetchOffset - BaseOffset);
-        if (pos > end) pos = 0;
-        Span<byte> buffer = stackalloc byte[4096];
-        var cursor = new BatchCursor(Log, buffer, end);
-        int firstSize;
-        while (true)
-        {
-            if (pos >= end) return null;
-            if (!cursor.TryReadHeader(pos, out long baseOffset, out firstSize, out int lastDelta))
-                throw new InvalidDataException($"{DisplayName}: unreadable batch header at position {pos}");
-            if (baseOffset + lastDelta >= fetchOffset) break;
-            pos += firstSize;
-        }
-        if (firstSize > maxBytes)
-            return minOneBatch ? new SegmentRecords(this, pos, firstSize) : RecordsPayload.Empty;
-        long limit = pos + maxBytes;
-        if (limit >= end) return new SegmentRecords(this, pos, (int)(end - pos));
-        long b = Math.Max(pos + firstSize, index.LookupBoundaryAtOrBefore(limit));
-        while (b < end)
-        {
-            if (!cursor.TryReadHeader(b, out _, out int size, out _)) break;
-            if (b + size > limit) break;
-            b += size;
-        }
-        return new SegmentRecords(this, pos, (int)(b - pos));
-    }
-
-    /// <summary>Copies file bytes for <see cref="SegmentRecords"/>.</summary>
-    public void CopyTo(long position, Span<byte> destination)
-    {
-        int n = FileIO.ReadFully(Log, destination, position);
-        if (n < destination.Length)
-            throw new IOException($"{DisplayName}: expected {destination.Length} bytes at position {position}, file ended after {n}");
-    }
-
-    /// <summary>
-    /// Timestamp lookup within this segment: the first record at or after <paramref name="minOffset"/> whose
-    /// timestamp is &gt;= <paramref name="target"/> (or == target when <paramref name="exact"/>). The time index
-    /// gives the starting offset, the offset index the position; then batch headers are scanned and the one
-    /// matching batch is decoded. Compressed batches whose codec is unavailable yield the batch's first
-    /// eligible offset.
-    /// </summary>
-    public OffsetAndTimestamp FindByTimestamp(long target, long minOffset, bool exact, long startOffsetHint = -1)
-    {
-        long end = Size;
-        var time = EnsureTimeIndex()!;
-        var index = EnsureOffsetIndex()!;
-        long scanFrom = BaseOffset;
-        if (startOffsetHint >= 0) scanFrom = Math.Max(scanFrom, startOffsetHint);
-        else
-        {
-            long rel = time.LookupBefore(target);
-            if (rel >= 0) scanFrom = BaseOffset + rel;
-        }
-        scanFrom = Math.Max(scanFrom, minOffset);
-        long pos = index.LookupPosition(scanFrom - BaseOffset);
-        using var reader = new ChunkReader(Log, end, 256 * 1024);
-        while (pos < end)
-        {
-            var span = reader.Get(pos, RecordBatchHeader.Size);
-            if (span.IsEmpty || !RecordBatchHeader.TryRead(span, out var h) || !IsSane(h, end - pos)) break;
-            if (h.LastOffset >= scanFrom && (exact ? h.MaxTimestamp == target : h.MaxTimestamp >= target))
-            {
-                var batch = reader.Get(pos, h.TotalSize);
-                if (batch.IsEmpty) break;
-                var outcome = RecordWalker.Find(batch, h, minOffset, target, exact, out long off, out long ts);
-                if (outcome == RecordWalker.Outcome.Found) return new OffsetAndTimestamp(off, ts);
-                if (outcome == RecordWalker.Outcome.Unreadable)
-                    return new OffsetAndTimestamp(Math.Max(h.BaseOffset, minOffset), exact ? target : h.MaxTimestamp);
-            }
-            pos += h.TotalSize;
-        }
-        return OffsetAndTimestamp.None;
-    }
-
-    /// <summary>Walks all batch headers (cold path: producer state rebuild).</summary>
-    public void WalkHeaders(Action<RecordBatchHeader> onBatch)
-    {
-        long end = Size;
-        long pos = 0;
-        using var reader = new ChunkReader(Log, end);
-        while (pos < end)
-        {
-            var span = reader.Get(pos, RecordBatchHeader.Size);
-            if (span.IsEmpty || !RecordBatchHeader.TryRead(span, out var h) || !IsSane(h, end - pos)) break;
-            onBatch(h);
-            pos += h.TotalSize;
-        }
-    }
-
-    // ------------------------------------------------------------------------------------------
     // Lifetime
 
     /// <summary>Largest timestamp for retention: the max batch timestamp, or the file's mtime if no batch has one.</summary>
@@ -651,29 +364,4 @@ internal sealed class LogSegment
         Interlocked.Exchange(ref _indexFile, null)?.Dispose();
         Interlocked.Exchange(ref _timeIndexFile, null)?.Dispose();
     }
-}
-
-/// <summary>
-/// Record bytes served straight from a segment file: <see cref="CopyTo"/> reads them with one positional
-/// read into the destination (no intermediate buffer). The segment's file handle stays valid for
-/// file.delete.delay.ms after the segment is deleted; copying later than that throws
-/// <see cref="ObjectDisposedException"/>.
-/// </summary>
-public sealed class SegmentRecords : RecordsPayload
-{
-    private readonly LogSegment _segment;
-
-    internal SegmentRecords(LogSegment segment, long position, int length)
-    {
-        _segment = segment;
-        Position = position;
-        Length = length;
-    }
-
-    public override int Length { get; }
-    /// <summary>Position of the first byte in the segment file.</summary>
-    public long Position { get; }
-    public string FilePath => _segment.LogPath;
-
-    public override void CopyTo(Span<byte> destination) => _segment.CopyTo(Position, destination[..Length]);
 }
