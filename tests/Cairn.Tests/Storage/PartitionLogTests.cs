@@ -290,7 +290,8 @@ public sealed class PartitionLogTests : IDisposable
             Assert.Equal(new DeleteRecordsResult(ErrorCode.None, 4), r);
             Assert.Equal([3L, 6L], log.SegmentBaseOffsets);
             Assert.Equal(4, log.DeleteRecords(2).LowWatermark); // never moves back
-            Assert.Equal(9, log.DeleteRecords(-1).LowWatermark); // -1 = high-water mark
+            Assert.Equal(ErrorCode.OffsetOutOfRange, log.DeleteRecords(-1).Error); // the wire's -1 is the handler's to map
+            Assert.Equal(9, log.DeleteRecords(log.HighWatermark).LowWatermark);
             Assert.Equal(9, log.LogStartOffset);
             Assert.Equal([6L], log.SegmentBaseOffsets); // the active segment stays
         }
@@ -415,9 +416,9 @@ public sealed class PartitionLogTests : IDisposable
         Assert.Equal(new OffsetAndTimestamp(399, ts + 3990), log.FindOffsetByTimestamp(ts + 3990));
         Assert.Equal(OffsetAndTimestamp.None, log.FindOffsetByTimestamp(ts + 3991));
 
-        Assert.Equal(new OffsetAndTimestamp(0, -1), log.ListOffset(PartitionLog.EarliestTimestamp));
-        Assert.Equal(new OffsetAndTimestamp(400, -1), log.ListOffset(PartitionLog.LatestTimestamp));
-        Assert.Equal(new OffsetAndTimestamp(399, ts + 3990), log.ListOffset(PartitionLog.MaxTimestampQuery));
+        Assert.Equal(0, log.LogStartOffset);
+        Assert.Equal(400, log.HighWatermark);
+        Assert.Equal(new OffsetAndTimestamp(399, ts + 3990), log.GetMaxTimestamp());
 
         // After DeleteRecords the answer never goes below the log start offset.
         log.DeleteRecords(250);
