@@ -26,6 +26,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     private readonly ILogger _partitionLogger;
     private readonly TimeProvider _time;
     private readonly DeferredCloser _closer;
+    private readonly LogMaintenance _maintenance;
     private readonly ConcurrentDictionary<string, TopicLog> _topics = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, TopicLog> _topicsById = new();
     private readonly Lock _adminLock = new();
@@ -42,6 +43,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
         _partitionLogger = _loggerFactory.CreateLogger<PartitionLog>();
         _time = time ?? TimeProvider.System;
         _closer = new DeferredCloser(_time);
+        _maintenance = new LogMaintenance(() => _topics.Values, _options, _time, _logger);
     }
 
     public StorageOptions Options => _options;
@@ -66,7 +68,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             throw;
         }
         if (options.RunBackgroundTasks)
-            manager._background = Task.Run(() => manager.RunBackgroundAsync(manager._stop.Token));
+            manager._background = Task.Run(() => manager._maintenance.RunAsync(manager._stop.Token));
         return manager;
     }
 
@@ -150,44 +152,8 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             _topicsById[meta.TopicId] = topic;
         }
 
-        // Partition directories nobody owns: left over from an interrupted topic deletion or partition creation.
-        foreach (var dir in Directory.EnumerateDirectories(dataDir))
-        {
-            var name = Path.GetFileName(dir);
-            if (!TryParsePartitionDirectory(name, out var topicName, out var partition)) continue;
-            if (_topics.TryGetValue(topicName, out var t) && partition < t.PartitionCount) continue;
-            if (!LooksLikePartitionDirectory(dir)) continue;
-            _logger.LogWarning("Deleting orphaned partition directory {Directory}", dir);
-            try { Directory.Delete(dir, recursive: true); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                _logger.LogWarning(e, "Could not delete {Directory}", dir);
-            }
-        }
+        OrphanedPartitions.Delete(dataDir, (topic, partition) => _topics.TryGetValue(topic, out var t) && partition < t.PartitionCount, _logger);
         _logger.LogInformation("Loaded {Topics} topic(s), {Partitions} partition(s) from {DataDirectory}", _topics.Count, work.Count, dataDir);
-    }
-
-    private static bool TryParsePartitionDirectory(string name, out string topic, out int partition)
-    {
-        topic = "";
-        partition = -1;
-        int dash = name.LastIndexOf('-');
-        if (dash <= 0 || dash == name.Length - 1) return false;
-        if (!int.TryParse(name.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out partition)) return false;
-        topic = name[..dash];
-        return ValidateTopicName(topic, out _) == ErrorCode.None;
-    }
-
-    private static bool LooksLikePartitionDirectory(string dir)
-    {
-        foreach (var f in Directory.EnumerateFiles(dir))
-        {
-            var n = Path.GetFileName(f);
-            if (n.EndsWith(LogSegment.LogSuffix, StringComparison.Ordinal) || n == PartitionLog.LogStartCheckpointFile
-                || n == PartitionLog.CleanShutdownFile)
-                return true;
-        }
-        return !Directory.EnumerateFileSystemEntries(dir).Any();
     }
 
     private string PartitionDirectory(string topic, int partition) =>
@@ -385,24 +351,8 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     // Background work
 
     /// <summary>Applies retention to every partition; returns what was deleted (partitions with deletions only).</summary>
-    public IReadOnlyList<(string Topic, int Partition, RetentionResult Result)> ApplyRetention(DateTimeOffset now)
-    {
-        var results = new List<(string, int, RetentionResult)>();
-        foreach (var topic in _topics.Values)
-            foreach (var p in topic.Partitions)
-            {
-                try
-                {
-                    var r = p.ApplyRetention(now);
-                    if (r.SegmentsDeleted > 0) results.Add((topic.Name, p.Partition, r));
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    _logger.LogError(e, "Retention on {Topic}-{Partition} failed", topic.Name, p.Partition);
-                }
-            }
-        return results;
-    }
+    public IReadOnlyList<(string Topic, int Partition, RetentionResult Result)> ApplyRetention(DateTimeOffset now) =>
+        _maintenance.ApplyRetention(now);
 
     /// <summary>fsyncs every partition.</summary>
     public async Task FlushAllAsync(CancellationToken cancellationToken = default)
@@ -412,46 +362,6 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             foreach (var p in topic.Partitions)
                 tasks.Add(p.FlushAsync(long.MaxValue, cancellationToken).AsTask());
         await Task.WhenAll(tasks).ConfigureAwait(false);
-    }
-
-    private async Task RunBackgroundAsync(CancellationToken ct)
-    {
-        var retentionInterval = _options.RetentionCheckInterval <= TimeSpan.Zero ? TimeSpan.FromMinutes(5) : _options.RetentionCheckInterval;
-        var flushInterval = _options.FlushCheckInterval <= TimeSpan.Zero ? TimeSpan.FromSeconds(1) : _options.FlushCheckInterval;
-        var nextRetention = _time.GetUtcNow() + retentionInterval;
-        while (!ct.IsCancellationRequested)
-        {
-            bool anyIntervalFlush = false;
-            foreach (var topic in _topics.Values)
-                if (topic.Config.FlushMs != long.MaxValue) { anyIntervalFlush = true; break; }
-            var untilRetention = nextRetention - _time.GetUtcNow();
-            if (untilRetention < TimeSpan.Zero) untilRetention = TimeSpan.Zero;
-            var delay = anyIntervalFlush && flushInterval < untilRetention ? flushInterval : untilRetention;
-            try
-            {
-                await Task.Delay(delay, _time, ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            var now = _time.GetUtcNow();
-            try
-            {
-                foreach (var topic in _topics.Values)
-                    if (topic.Config.FlushMs != long.MaxValue)
-                        foreach (var p in topic.Partitions) p.FlushIfDue(now);
-                if (now >= nextRetention)
-                {
-                    ApplyRetention(now);
-                    nextRetention = now + retentionInterval;
-                }
-            }
-            catch (Exception e)
-            {
-                _logger.LogError(e, "Background log maintenance failed");
-            }
-        }
     }
 
     // =============================================================================================
