@@ -14,6 +14,13 @@ public interface IApiHandler
     ValueTask<object?> HandleAsync(RequestContext context, KafkaReader body, CancellationToken cancellationToken);
 
     void WriteResponse(KafkaWriter writer, object response, short version);
+
+    /// <summary>
+    /// The response for a request whose handling failed: <paramref name="error"/> in every error code it has (see
+    /// <see cref="ErrorResponses"/>); null when the request takes no response. The body is decoded again: failures
+    /// are rare, and this keeps the one decode on the normal path inside <see cref="HandleAsync"/>.
+    /// </summary>
+    object? ErrorResponse(RequestContext context, KafkaReader body, ErrorCode error);
 }
 
 /// <summary>Typed base: the request and response types carry the wire description; the handler only does the work.</summary>
@@ -36,6 +43,13 @@ public abstract class ApiHandler<TRequest, TResponse> : IApiHandler
 
     void IApiHandler.WriteResponse(KafkaWriter writer, object response, short version) =>
         MessageSerializer.Write(writer, (TResponse)response, version);
+
+    /// <summary>The response reporting <paramref name="error"/> for every part of the request; null when the request takes none.</summary>
+    protected virtual TResponse? ErrorResponse(RequestContext context, TRequest request, ErrorCode error) =>
+        ErrorResponses.For<TRequest, TResponse>(request, context.Version, error);
+
+    object? IApiHandler.ErrorResponse(RequestContext context, KafkaReader body, ErrorCode error) =>
+        ErrorResponse(context, MessageSerializer.Read<TRequest>(body, context.Version), error);
 }
 
 /// <summary>What a handler knows about the request it serves.</summary>

@@ -15,8 +15,11 @@ public sealed class HandlerRegistry
             var declared = MessageCatalog.Request(h.ApiKey)?.Versions ?? throw new InvalidOperationException($"{h.ApiKey} has no declared request");
             if (h.Versions.Intersect(declared) != h.Versions)
                 throw new InvalidOperationException($"{h.GetType().Name} serves {h.Versions} but {h.ApiKey} is declared for {declared}");
-            if (MessageCatalog.Response(h.ApiKey)?.Versions.Intersect(h.Versions) != h.Versions)
+            var response = MessageCatalog.Response(h.ApiKey);
+            if (response is null || response.Versions.Intersect(h.Versions) != h.Versions)
                 throw new InvalidOperationException($"{h.ApiKey} response is not declared for {h.Versions}");
+            // Error responses are derived from the declarations (EchoesAttribute): a misspelt echo fails here, not at the first failure.
+            ErrorResponses.Validate(MessageCatalog.Request(h.ApiKey)!.Type, response.Type);
             _byKey[(int)h.ApiKey] = h;
         }
     }

@@ -58,4 +58,8 @@ public sealed class ProduceHandler(BrokerContext broker) : ApiHandler<ProduceReq
         }
         return request.Acks == 0 ? null : response;
     }
+
+    /// <summary>acks=0 takes no response, even to report a failure: the connection is closed instead, as in Kafka.</summary>
+    protected override ProduceResponse? ErrorResponse(RequestContext context, ProduceRequest request, ErrorCode error) =>
+        request.Acks == 0 ? null : base.ErrorResponse(context, request, error);
 }

@@ -6,6 +6,7 @@ using Cairn.Broker.Handlers;
 using Cairn.Broker.Metrics;
 using Cairn.Protocol;
 using Cairn.Protocol.Primitives;
+using Cairn.Protocol.Records;
 using Cairn.Protocol.Schema;
 using Microsoft.Extensions.Logging;
 
@@ -82,6 +83,11 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
         {
             logger.LogDebug("connection {Id} from {Remote}: {Error}", id, _info.RemoteEndPoint, e.SocketErrorCode);
         }
+        catch (Exception e)
+        {
+            // Request failures are answered in ProcessAsync; whatever still gets here must not end the connection unseen.
+            logger.LogError(e, "connection {Id} from {Remote} failed, closing", id, _info.RemoteEndPoint);
+        }
         finally
         {
             ArrayPool<byte>.Shared.Return(_buffer);
@@ -109,7 +115,12 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
         return true;
     }
 
-    /// <summary>Handles one frame; false means the connection must be closed.</summary>
+    /// <summary>
+    /// Handles one frame; false means the connection must be closed. Only a request that cannot be understood (bad
+    /// header, unknown API or version, undecodable body) or that takes no response closes it, each with one log line.
+    /// A handler that fails, or a response that cannot be written, is answered by the error response for the same
+    /// request (<see cref="ErrorPolicy"/>) with one warning line.
+    /// </summary>
     private async ValueTask<bool> ProcessAsync(ReadOnlyMemory<byte> frame, CancellationToken stopping)
     {
         long started = Stopwatch.GetTimestamp();
@@ -125,6 +136,7 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
             logger.LogWarning("connection {Id} from {Remote}: malformed request header ({Error}), closing", id, _info.RemoteEndPoint, e.Message);
             return false;
         }
+        var body = frame[reader.Position..];
 
         var handler = handlers.Get(header.ApiKey);
         if (handler is null)
@@ -137,6 +149,7 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
         {
             object? response;
             short responseVersion = header.ApiVersion;
+            var context = new RequestContext(header, _info);
             if (!handler.Versions.Contains(header.ApiVersion))
             {
                 if (header.ApiKey != ApiKey.ApiVersions)
@@ -153,7 +166,7 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
             {
                 try
                 {
-                    response = await handler.HandleAsync(new RequestContext(header, _info), reader, stopping);
+                    response = await handler.HandleAsync(context, reader, stopping);
                 }
                 catch (MalformedMessageException e)
                 {
@@ -167,17 +180,13 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
                 }
                 catch (Exception e)
                 {
-                    logger.LogError(e, "connection {Id} from {Remote}: {Api} v{Version} failed, closing", id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion);
-                    return false;
+                    response = ErrorResponseFor(handler, context, body, e);
+                    if (response is null) return false;
                 }
             }
             if (response is null) return true;
 
-            _response.Reset();
-            _response.Advance(4);
-            header.WriteResponseHeader(_response);
-            handler.WriteResponse(_response, response, responseVersion);
-            _response.PatchInt32(0, _response.Position - 4);
+            if (!WriteFrame(handler, context, body, response, responseVersion)) return false;
             var pending = _response.WrittenMemory;
             metrics?.BytesSent(pending.Length);
             while (!pending.IsEmpty)
@@ -196,6 +205,86 @@ public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry hand
         finally
         {
             metrics?.RequestCompleted(header.ApiKey, started);
+        }
+    }
+
+    /// <summary>
+    /// The error response for a request whose handling failed, logged with one warning line; null (after one line)
+    /// when there is none to send: the request takes no response (acks=0, so closing is how the client learns of
+    /// it, as in Kafka) or no response could be built for it.
+    /// </summary>
+    private object? ErrorResponseFor(IApiHandler handler, RequestContext context, ReadOnlyMemory<byte> body, Exception failure)
+    {
+        var header = context.Header;
+        var error = ErrorPolicy.CodeFor(header.ApiKey, failure);
+        object? response;
+        try
+        {
+            response = handler.ErrorResponse(context, new KafkaReader(body), error);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(failure, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId} failed and no error response could be built ({BuildError}), closing",
+                id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId, e.Message);
+            return null;
+        }
+        if (response is null)
+        {
+            logger.LogWarning(failure, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId} failed and takes no response, closing",
+                id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId);
+            return null;
+        }
+        logger.LogWarning(failure, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId} failed, answering {Error}",
+            id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId, error);
+        return response;
+    }
+
+    /// <summary>
+    /// Writes the response frame into the response buffer; nothing reaches the socket before it is complete. Records
+    /// that cannot be read (a failing segment file) fail only the partition holding them, and the frame is written
+    /// again without them; any other failure to write is answered with the error response. False: nothing can be sent.
+    /// </summary>
+    private bool WriteFrame(IApiHandler handler, RequestContext context, ReadOnlyMemory<byte> body, object response, short version)
+    {
+        var header = context.Header;
+        bool replaced = false;
+        // Each pass either succeeds, takes one unreadable payload out of the response, or replaces the response once: it ends.
+        while (true)
+        {
+            _response.Reset();
+            _response.Advance(4);
+            header.WriteResponseHeader(_response);
+            Exception failure;
+            try
+            {
+                handler.WriteResponse(_response, response, version);
+                _response.PatchInt32(0, _response.Position - 4);
+                return true;
+            }
+            catch (RecordsUnreadableException e)
+            {
+                if (ErrorResponses.FailPartHolding(response, e.Records, ErrorPolicy.UnreadableRecords))
+                {
+                    logger.LogWarning(e.InnerException, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId}: stored records could not be read, answering {Error} for their partition",
+                        id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId, ErrorPolicy.UnreadableRecords);
+                    continue;
+                }
+                failure = e;
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+            if (replaced)
+            {
+                logger.LogError(failure, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId}: the error response could not be written, closing",
+                    id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId);
+                return false;
+            }
+            var errorResponse = ErrorResponseFor(handler, context, body, failure);
+            if (errorResponse is null) return false;
+            response = errorResponse;
+            replaced = true;
         }
     }
 }

@@ -27,13 +27,13 @@ public sealed class AlterConfigsRequest
 public sealed class AlterConfigsResponse
 {
     [KafkaField("0+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<AlterConfigsResourceResponse> Responses { get; set; } = [];
+    [KafkaField("0+"), Echoes("Resources")] public List<AlterConfigsResourceResponse> Responses { get; set; } = [];
 
     public sealed class AlterConfigsResourceResponse
     {
         [KafkaField("0+")] public short ErrorCode { get; set; }
         [KafkaField("0+", Nullable = "0+")] public string? ErrorMessage { get; set; } = "";
-        [KafkaField("0+")] public sbyte ResourceType { get; set; }
-        [KafkaField("0+")] public string ResourceName { get; set; } = "";
+        [KafkaField("0+"), Echoes("ResourceType")] public sbyte ResourceType { get; set; }
+        [KafkaField("0+"), Echoes("ResourceName")] public string ResourceName { get; set; } = "";
     }
 }

@@ -27,11 +27,11 @@ public sealed class CreatePartitionsRequest
 public sealed class CreatePartitionsResponse
 {
     [KafkaField("0+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<CreatePartitionsTopicResult> Results { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics")] public List<CreatePartitionsTopicResult> Results { get; set; } = [];
 
     public sealed class CreatePartitionsTopicResult
     {
-        [KafkaField("0+")] public string Name { get; set; } = "";
+        [KafkaField("0+"), Echoes("Name")] public string Name { get; set; } = "";
         [KafkaField("0+")] public short ErrorCode { get; set; }
         [KafkaField("0+", Nullable = "0+")] public string? ErrorMessage { get; set; } = null;
     }

@@ -36,11 +36,11 @@ public sealed class CreateTopicsRequest
 public sealed class CreateTopicsResponse
 {
     [KafkaField("2+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<CreatableTopicResult> Topics { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics")] public List<CreatableTopicResult> Topics { get; set; } = [];
 
     public sealed class CreatableTopicResult
     {
-        [KafkaField("0+")] public string Name { get; set; } = "";
+        [KafkaField("0+"), Echoes("Name")] public string Name { get; set; } = "";
         [KafkaField("7+")] public Guid TopicId { get; set; }
         [KafkaField("0+")] public short ErrorCode { get; set; }
         [KafkaField("1+", Nullable = "0+")] public string? ErrorMessage { get; set; } = "";

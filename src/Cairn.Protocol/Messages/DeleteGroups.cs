@@ -13,11 +13,11 @@ public sealed class DeleteGroupsRequest
 public sealed class DeleteGroupsResponse
 {
     [KafkaField("0+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<DeletableGroupResult> Results { get; set; } = [];
+    [KafkaField("0+"), Echoes("GroupsNames")] public List<DeletableGroupResult> Results { get; set; } = [];
 
     public sealed class DeletableGroupResult
     {
-        [KafkaField("0+")] public string GroupId { get; set; } = "";
+        [KafkaField("0+"), Echoes(EchoesAttribute.Element)] public string GroupId { get; set; } = "";
         [KafkaField("0+")] public short ErrorCode { get; set; }
     }
 }

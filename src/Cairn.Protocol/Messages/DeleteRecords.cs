@@ -26,16 +26,16 @@ public sealed class DeleteRecordsRequest
 public sealed class DeleteRecordsResponse
 {
     [KafkaField("0+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<DeleteRecordsTopicResult> Topics { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics")] public List<DeleteRecordsTopicResult> Topics { get; set; } = [];
 
     public sealed class DeleteRecordsTopicResult
     {
-        [KafkaField("0+")] public string Name { get; set; } = "";
-        [KafkaField("0+")] public List<DeleteRecordsPartitionResult> Partitions { get; set; } = [];
+        [KafkaField("0+"), Echoes("Name")] public string Name { get; set; } = "";
+        [KafkaField("0+"), Echoes("Partitions")] public List<DeleteRecordsPartitionResult> Partitions { get; set; } = [];
 
         public sealed class DeleteRecordsPartitionResult
         {
-            [KafkaField("0+")] public int PartitionIndex { get; set; }
+            [KafkaField("0+"), Echoes("PartitionIndex")] public int PartitionIndex { get; set; }
             [KafkaField("0+")] public long LowWatermark { get; set; }
             [KafkaField("0+")] public short ErrorCode { get; set; }
         }

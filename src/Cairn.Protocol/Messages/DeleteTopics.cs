@@ -21,12 +21,12 @@ public sealed class DeleteTopicsRequest
 public sealed class DeleteTopicsResponse
 {
     [KafkaField("1+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<DeletableTopicResult> Responses { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics", "TopicNames")] public List<DeletableTopicResult> Responses { get; set; } = [];
 
     public sealed class DeletableTopicResult
     {
-        [KafkaField("0+", Nullable = "6+")] public string? Name { get; set; } = "";
-        [KafkaField("6+")] public Guid TopicId { get; set; }
+        [KafkaField("0+", Nullable = "6+"), Echoes("Name", EchoesAttribute.Element)] public string? Name { get; set; } = "";
+        [KafkaField("6+"), Echoes("TopicId")] public Guid TopicId { get; set; }
         [KafkaField("0+")] public short ErrorCode { get; set; }
         [KafkaField("5+", Nullable = "5+")] public string? ErrorMessage { get; set; } = null;
     }

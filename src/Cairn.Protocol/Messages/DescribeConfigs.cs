@@ -22,14 +22,14 @@ public sealed class DescribeConfigsRequest
 public sealed class DescribeConfigsResponse
 {
     [KafkaField("0+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<DescribeConfigsResult> Results { get; set; } = [];
+    [KafkaField("0+"), Echoes("Resources")] public List<DescribeConfigsResult> Results { get; set; } = [];
 
     public sealed class DescribeConfigsResult
     {
         [KafkaField("0+")] public short ErrorCode { get; set; }
         [KafkaField("0+", Nullable = "0+")] public string? ErrorMessage { get; set; } = "";
-        [KafkaField("0+")] public sbyte ResourceType { get; set; }
-        [KafkaField("0+")] public string ResourceName { get; set; } = "";
+        [KafkaField("0+"), Echoes("ResourceType")] public sbyte ResourceType { get; set; }
+        [KafkaField("0+"), Echoes("ResourceName")] public string ResourceName { get; set; } = "";
         [KafkaField("0+")] public List<DescribeConfigsResourceResult> Configs { get; set; } = [];
 
         public sealed class DescribeConfigsResourceResult

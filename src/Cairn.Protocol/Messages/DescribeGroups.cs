@@ -14,12 +14,12 @@ public sealed class DescribeGroupsRequest
 public sealed class DescribeGroupsResponse
 {
     [KafkaField("1+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<DescribedGroup> Groups { get; set; } = [];
+    [KafkaField("0+"), Echoes("Groups")] public List<DescribedGroup> Groups { get; set; } = [];
 
     public sealed class DescribedGroup
     {
         [KafkaField("0+")] public short ErrorCode { get; set; }
-        [KafkaField("0+")] public string GroupId { get; set; } = "";
+        [KafkaField("0+"), Echoes(EchoesAttribute.Element)] public string GroupId { get; set; } = "";
         [KafkaField("0+")] public string GroupState { get; set; } = "";
         [KafkaField("0+")] public string ProtocolType { get; set; } = "";
         [KafkaField("0+")] public string ProtocolData { get; set; } = "";

@@ -57,18 +57,18 @@ public sealed class FetchResponse
     [KafkaField("1+")] public int ThrottleTimeMs { get; set; }
     [KafkaField("7+")] public short ErrorCode { get; set; }
     [KafkaField("7+")] public int SessionId { get; set; }
-    [KafkaField("0+")] public List<FetchableTopicResponse> Responses { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics")] public List<FetchableTopicResponse> Responses { get; set; } = [];
     [KafkaField("16+", Tag = 0, Tagged = "16+")] public List<NodeEndpoint> NodeEndpoints { get; set; } = [];
 
     public sealed class FetchableTopicResponse
     {
-        [KafkaField("0-12")] public string Topic { get; set; } = "";
-        [KafkaField("13+")] public Guid TopicId { get; set; }
-        [KafkaField("0+")] public List<PartitionData> Partitions { get; set; } = [];
+        [KafkaField("0-12"), Echoes("Topic")] public string Topic { get; set; } = "";
+        [KafkaField("13+"), Echoes("TopicId")] public Guid TopicId { get; set; }
+        [KafkaField("0+"), Echoes("Partitions")] public List<PartitionData> Partitions { get; set; } = [];
 
         public sealed class PartitionData
         {
-            [KafkaField("0+")] public int PartitionIndex { get; set; }
+            [KafkaField("0+"), Echoes("Partition")] public int PartitionIndex { get; set; }
             [KafkaField("0+")] public short ErrorCode { get; set; }
             [KafkaField("0+")] public long HighWatermark { get; set; }
             [KafkaField("4+")] public long LastStableOffset { get; set; } = -1;

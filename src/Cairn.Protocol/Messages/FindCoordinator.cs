@@ -20,11 +20,11 @@ public sealed class FindCoordinatorResponse
     [KafkaField("0-3")] public int NodeId { get; set; }
     [KafkaField("0-3")] public string Host { get; set; } = "";
     [KafkaField("0-3")] public int Port { get; set; }
-    [KafkaField("4+")] public List<Coordinator> Coordinators { get; set; } = [];
+    [KafkaField("4+"), Echoes("CoordinatorKeys")] public List<Coordinator> Coordinators { get; set; } = [];
 
     public sealed class Coordinator
     {
-        [KafkaField("4+")] public string Key { get; set; } = "";
+        [KafkaField("4+"), Echoes(EchoesAttribute.Element)] public string Key { get; set; } = "";
         [KafkaField("4+")] public int NodeId { get; set; }
         [KafkaField("4+")] public string Host { get; set; } = "";
         [KafkaField("4+")] public int Port { get; set; }

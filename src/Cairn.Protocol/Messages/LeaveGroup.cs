@@ -23,12 +23,12 @@ public sealed class LeaveGroupResponse
 {
     [KafkaField("1+")] public int ThrottleTimeMs { get; set; }
     [KafkaField("0+")] public short ErrorCode { get; set; }
-    [KafkaField("3+")] public List<MemberResponse> Members { get; set; } = [];
+    [KafkaField("3+"), Echoes("Members")] public List<MemberResponse> Members { get; set; } = [];
 
     public sealed class MemberResponse
     {
-        [KafkaField("3+")] public string MemberId { get; set; } = "";
-        [KafkaField("3+", Nullable = "3+")] public string? GroupInstanceId { get; set; } = "";
+        [KafkaField("3+"), Echoes("MemberId")] public string MemberId { get; set; } = "";
+        [KafkaField("3+", Nullable = "3+"), Echoes("GroupInstanceId")] public string? GroupInstanceId { get; set; } = "";
         [KafkaField("3+")] public short ErrorCode { get; set; }
     }
 }

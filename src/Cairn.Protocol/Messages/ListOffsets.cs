@@ -30,16 +30,16 @@ public sealed class ListOffsetsRequest
 public sealed class ListOffsetsResponse
 {
     [KafkaField("2+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<ListOffsetsTopicResponse> Topics { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics")] public List<ListOffsetsTopicResponse> Topics { get; set; } = [];
 
     public sealed class ListOffsetsTopicResponse
     {
-        [KafkaField("0+")] public string Name { get; set; } = "";
-        [KafkaField("0+")] public List<ListOffsetsPartitionResponse> Partitions { get; set; } = [];
+        [KafkaField("0+"), Echoes("Name")] public string Name { get; set; } = "";
+        [KafkaField("0+"), Echoes("Partitions")] public List<ListOffsetsPartitionResponse> Partitions { get; set; } = [];
 
         public sealed class ListOffsetsPartitionResponse
         {
-            [KafkaField("0+")] public int PartitionIndex { get; set; }
+            [KafkaField("0+"), Echoes("PartitionIndex")] public int PartitionIndex { get; set; }
             [KafkaField("0+")] public short ErrorCode { get; set; }
             [KafkaField("0")] public List<long> OldStyleOffsets { get; set; } = [];
             [KafkaField("1+")] public long Timestamp { get; set; } = -1;

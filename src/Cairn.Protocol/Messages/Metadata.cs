@@ -25,7 +25,7 @@ public sealed class MetadataResponse
     [KafkaField("0+")] public List<MetadataResponseBroker> Brokers { get; set; } = [];
     [KafkaField("2+", Nullable = "2+")] public string? ClusterId { get; set; } = null;
     [KafkaField("1+")] public int ControllerId { get; set; } = -1;
-    [KafkaField("0+")] public List<MetadataResponseTopic> Topics { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics")] public List<MetadataResponseTopic> Topics { get; set; } = [];
     [KafkaField("8-10")] public int ClusterAuthorizedOperations { get; set; } = -2147483648;
 
     public sealed class MetadataResponseBroker
@@ -39,8 +39,8 @@ public sealed class MetadataResponse
     public sealed class MetadataResponseTopic
     {
         [KafkaField("0+")] public short ErrorCode { get; set; }
-        [KafkaField("0+", Nullable = "12+")] public string? Name { get; set; } = "";
-        [KafkaField("10+")] public Guid TopicId { get; set; }
+        [KafkaField("0+", Nullable = "12+"), Echoes("Name")] public string? Name { get; set; } = "";
+        [KafkaField("10+"), Echoes("TopicId")] public Guid TopicId { get; set; }
         [KafkaField("1+")] public bool IsInternal { get; set; }
         [KafkaField("0+")] public List<MetadataResponsePartition> Partitions { get; set; } = [];
         [KafkaField("8+")] public int TopicAuthorizedOperations { get; set; } = -2147483648;

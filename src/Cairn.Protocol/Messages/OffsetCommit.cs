@@ -33,16 +33,16 @@ public sealed class OffsetCommitRequest
 public sealed class OffsetCommitResponse
 {
     [KafkaField("3+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<OffsetCommitResponseTopic> Topics { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics")] public List<OffsetCommitResponseTopic> Topics { get; set; } = [];
 
     public sealed class OffsetCommitResponseTopic
     {
-        [KafkaField("0+")] public string Name { get; set; } = "";
-        [KafkaField("0+")] public List<OffsetCommitResponsePartition> Partitions { get; set; } = [];
+        [KafkaField("0+"), Echoes("Name")] public string Name { get; set; } = "";
+        [KafkaField("0+"), Echoes("Partitions")] public List<OffsetCommitResponsePartition> Partitions { get; set; } = [];
 
         public sealed class OffsetCommitResponsePartition
         {
-            [KafkaField("0+")] public int PartitionIndex { get; set; }
+            [KafkaField("0+"), Echoes("PartitionIndex")] public int PartitionIndex { get; set; }
             [KafkaField("0+")] public short ErrorCode { get; set; }
         }
     }

@@ -26,16 +26,16 @@ public sealed class OffsetDeleteResponse
 {
     [KafkaField("0+")] public short ErrorCode { get; set; }
     [KafkaField("0+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0+")] public List<OffsetDeleteResponseTopic> Topics { get; set; } = [];
+    [KafkaField("0+"), Echoes("Topics")] public List<OffsetDeleteResponseTopic> Topics { get; set; } = [];
 
     public sealed class OffsetDeleteResponseTopic
     {
-        [KafkaField("0+")] public string Name { get; set; } = "";
-        [KafkaField("0+")] public List<OffsetDeleteResponsePartition> Partitions { get; set; } = [];
+        [KafkaField("0+"), Echoes("Name")] public string Name { get; set; } = "";
+        [KafkaField("0+"), Echoes("Partitions")] public List<OffsetDeleteResponsePartition> Partitions { get; set; } = [];
 
         public sealed class OffsetDeleteResponsePartition
         {
-            [KafkaField("0+")] public int PartitionIndex { get; set; }
+            [KafkaField("0+"), Echoes("PartitionIndex")] public int PartitionIndex { get; set; }
             [KafkaField("0+")] public short ErrorCode { get; set; }
         }
     }

@@ -36,18 +36,18 @@ public sealed class OffsetFetchRequest
 public sealed class OffsetFetchResponse
 {
     [KafkaField("3+")] public int ThrottleTimeMs { get; set; }
-    [KafkaField("0-7")] public List<OffsetFetchResponseTopic> Topics { get; set; } = [];
+    [KafkaField("0-7"), Echoes("Topics")] public List<OffsetFetchResponseTopic> Topics { get; set; } = [];
     [KafkaField("2-7")] public short ErrorCode { get; set; }
-    [KafkaField("8+")] public List<OffsetFetchResponseGroup> Groups { get; set; } = [];
+    [KafkaField("8+"), Echoes("Groups")] public List<OffsetFetchResponseGroup> Groups { get; set; } = [];
 
     public sealed class OffsetFetchResponseTopic
     {
-        [KafkaField("0-7")] public string Name { get; set; } = "";
-        [KafkaField("0-7")] public List<OffsetFetchResponsePartition> Partitions { get; set; } = [];
+        [KafkaField("0-7"), Echoes("Name")] public string Name { get; set; } = "";
+        [KafkaField("0-7"), Echoes("PartitionIndexes")] public List<OffsetFetchResponsePartition> Partitions { get; set; } = [];
 
         public sealed class OffsetFetchResponsePartition
         {
-            [KafkaField("0-7")] public int PartitionIndex { get; set; }
+            [KafkaField("0-7"), Echoes(EchoesAttribute.Element)] public int PartitionIndex { get; set; }
             [KafkaField("0-7")] public long CommittedOffset { get; set; }
             [KafkaField("5-7")] public int CommittedLeaderEpoch { get; set; } = -1;
             [KafkaField("0-7", Nullable = "0-7")] public string? Metadata { get; set; } = "";
@@ -57,18 +57,18 @@ public sealed class OffsetFetchResponse
 
     public sealed class OffsetFetchResponseGroup
     {
-        [KafkaField("8+")] public string GroupId { get; set; } = "";
-        [KafkaField("8+")] public List<OffsetFetchResponseTopics> Topics { get; set; } = [];
+        [KafkaField("8+"), Echoes("GroupId")] public string GroupId { get; set; } = "";
+        [KafkaField("8+"), Echoes("Topics")] public List<OffsetFetchResponseTopics> Topics { get; set; } = [];
         [KafkaField("8+")] public short ErrorCode { get; set; }
 
         public sealed class OffsetFetchResponseTopics
         {
-            [KafkaField("8+")] public string Name { get; set; } = "";
-            [KafkaField("8+")] public List<OffsetFetchResponsePartitions> Partitions { get; set; } = [];
+            [KafkaField("8+"), Echoes("Name")] public string Name { get; set; } = "";
+            [KafkaField("8+"), Echoes("PartitionIndexes")] public List<OffsetFetchResponsePartitions> Partitions { get; set; } = [];
 
             public sealed class OffsetFetchResponsePartitions
             {
-                [KafkaField("8+")] public int PartitionIndex { get; set; }
+                [KafkaField("8+"), Echoes(EchoesAttribute.Element)] public int PartitionIndex { get; set; }
                 [KafkaField("8+")] public long CommittedOffset { get; set; }
                 [KafkaField("8+")] public int CommittedLeaderEpoch { get; set; } = -1;
                 [KafkaField("8+", Nullable = "8+")] public string? Metadata { get; set; } = "";

@@ -27,18 +27,18 @@ public sealed class ProduceRequest
 [KafkaMessage(ApiKey.Produce, MessageKind.Response, "0-11", Flexible = "9+")]
 public sealed class ProduceResponse
 {
-    [KafkaField("0+")] public List<TopicProduceResponse> Responses { get; set; } = [];
+    [KafkaField("0+"), Echoes("TopicData")] public List<TopicProduceResponse> Responses { get; set; } = [];
     [KafkaField("1+")] public int ThrottleTimeMs { get; set; }
     [KafkaField("10+", Tag = 0, Tagged = "10+")] public List<NodeEndpoint> NodeEndpoints { get; set; } = [];
 
     public sealed class TopicProduceResponse
     {
-        [KafkaField("0+")] public string Name { get; set; } = "";
-        [KafkaField("0+")] public List<PartitionProduceResponse> PartitionResponses { get; set; } = [];
+        [KafkaField("0+"), Echoes("Name")] public string Name { get; set; } = "";
+        [KafkaField("0+"), Echoes("PartitionData")] public List<PartitionProduceResponse> PartitionResponses { get; set; } = [];
 
         public sealed class PartitionProduceResponse
         {
-            [KafkaField("0+")] public int Index { get; set; }
+            [KafkaField("0+"), Echoes("Index")] public int Index { get; set; }
             [KafkaField("0+")] public short ErrorCode { get; set; }
             [KafkaField("0+")] public long BaseOffset { get; set; }
             [KafkaField("2+")] public long LogAppendTimeMs { get; set; } = -1;

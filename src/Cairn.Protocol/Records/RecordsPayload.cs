@@ -21,3 +21,13 @@ public sealed class MemoryRecords(ReadOnlyMemory<byte> bytes) : RecordsPayload
     public override int Length => Bytes.Length;
     public override void CopyTo(Span<byte> destination) => Bytes.Span.CopyTo(destination);
 }
+
+/// <summary>
+/// The bytes of a records payload could not be read while a message was being written (its segment file failed).
+/// Carries the payload, so the writer can fail only the part of the message that holds it and write the rest.
+/// </summary>
+public sealed class RecordsUnreadableException(RecordsPayload records, Exception inner)
+    : Exception($"records could not be read: {inner.Message}", inner)
+{
+    public RecordsPayload Records { get; } = records;
+}

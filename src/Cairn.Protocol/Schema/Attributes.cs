@@ -34,3 +34,19 @@ public sealed class KafkaFieldAttribute(string versions, [CallerLineNumber] int 
     /// <summary>Versions in which the field is tagged (carried in the tagged-field section).</summary>
     public string Tagged { get; init; } = "none";
 }
+
+/// <summary>
+/// Declares that a response field repeats part of the request, so that the response reporting a failure can be
+/// built for any request from the declarations (<see cref="ErrorResponses"/>). On a list: one element per element
+/// of the named request list. On a value: the named field of the request element being mirrored, or "*" for that
+/// element itself when the request list holds plain values (group ids, topic names). With several names, the
+/// first one the request has in the version at hand is used.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property, Inherited = false)]
+public sealed class EchoesAttribute(params string[] requestFields) : Attribute
+{
+    /// <summary>The element itself, when the mirrored request list holds plain values.</summary>
+    public const string Element = "*";
+
+    public IReadOnlyList<string> RequestFields { get; } = requestFields;
+}

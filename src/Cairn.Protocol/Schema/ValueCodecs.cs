@@ -58,7 +58,14 @@ internal sealed class RecordsCodec : ValueCodec<RecordsPayload?>
         }
         int len = value.Length;
         w.WriteLength(len, f, wide: true);
-        value.CopyTo(w.Advance(len));
+        try
+        {
+            value.CopyTo(w.Advance(len));
+        }
+        catch (Exception e)
+        {
+            throw new RecordsUnreadableException(value, e);
+        }
     }
 }
 
