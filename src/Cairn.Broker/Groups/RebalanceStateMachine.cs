@@ -106,10 +106,7 @@ internal sealed class RebalanceStateMachine(GroupCoordinatorOptions options, Tim
         group.Generation++;
         if (group.Members.Count == 0)
         {
-            group.State = GroupState.Empty;
-            group.ProtocolName = null;
-            group.LeaderId = null;
-            group.EmptySince = Now;
+            BecomeEmpty(group);
             logger.LogInformation("group {Group}: generation {Generation} is empty", group.GroupId, group.Generation);
             return true;
         }
@@ -128,6 +125,15 @@ internal sealed class RebalanceStateMachine(GroupCoordinatorOptions options, Tim
         logger.LogInformation("group {Group}: generation {Generation} with {Members} member(s), protocol {Protocol}, leader {Leader}",
             group.GroupId, group.Generation, group.Members.Count, group.ProtocolName, group.LeaderId);
         return false;
+    }
+
+    /// <summary>The new generation has no members: nothing is chosen, and its committed offsets start aging now.</summary>
+    private void BecomeEmpty(ConsumerGroup group)
+    {
+        group.State = GroupState.Empty;
+        group.ProtocolName = null;
+        group.LeaderId = null;
+        group.EmptySince = Now;
     }
 
     /// <summary>The current generation as <paramref name="member"/> learns it; only the leader gets the members' metadata.</summary>
@@ -178,10 +184,7 @@ internal sealed class RebalanceStateMachine(GroupCoordinatorOptions options, Tim
                 if (group.Members.Count == 0)
                 {
                     group.Generation++;
-                    group.State = GroupState.Empty;
-                    group.ProtocolName = null;
-                    group.LeaderId = null;
-                    group.EmptySince = Now;
+                    BecomeEmpty(group);
                     logger.LogInformation("group {Group}: now empty (generation {Generation})", group.GroupId, group.Generation);
                     return true;
                 }
