@@ -152,7 +152,7 @@ public sealed class KafkaBroker : IAsyncDisposable
     {
         var time = TimeProvider.System;
         var adminLogger = loggerFactory.CreateLogger("Cairn.Admin");
-        var sampler = new LagSampler(Context.Groups, time, admin.LagSampleInterval, admin.LagHistory, admin.MaxMetricSeries, adminLogger);
+        var sampler = new LagSampler(Context.Groups, Context.Logs, time, admin.LagSampleInterval, admin.LagHistory, admin.MaxMetricSeries, adminLogger);
         var exporter = new PrometheusExporter(Metrics.Meter, admin.MaxMetricSeries, () => Metrics.DroppedSeries);
         var api = new AdminApi(Context, new OffsetResetService(Context.Logs, Context.Groups, time), sampler, time);
         try

@@ -72,7 +72,7 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
         var now = time.GetUtcNow();
         var groups = Groups.ListGroups().Select(g =>
         {
-            var lags = Groups.GetLag(g.GroupId);
+            var lags = GroupLagReader.Read(Groups, Logs, g.GroupId);
             var (records, seconds) = GroupLag.Totals(lags, now);
             return new GroupSummaryDto(g.GroupId, g.State.ToString(), g.ProtocolType, Groups.DescribeGroup(g.GroupId).Members.Count,
                 lags.Count, records, Round(seconds));
@@ -83,7 +83,7 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
     public AdminResult Group(string groupId)
     {
         var description = Groups.DescribeGroup(groupId);
-        var lags = Groups.GetLag(groupId);
+        var lags = GroupLagReader.Read(Groups, Logs, groupId);
         if (description.State == GroupState.Dead && lags.Count == 0) return Error(404, $"group '{groupId}' does not exist");
         var now = time.GetUtcNow();
         var (records, seconds) = GroupLag.Totals(lags, now);

@@ -1,4 +1,5 @@
 using Cairn.Broker.Groups;
+using Cairn.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Cairn.Broker.Admin;
@@ -14,6 +15,7 @@ public readonly record struct LagSample(DateTimeOffset Time, long LagRecords, do
 public sealed class LagSampler : IAsyncDisposable
 {
     private readonly GroupCoordinator _groups;
+    private readonly LogManager _logs;
     private readonly TimeProvider _time;
     private readonly TimeSpan _interval;
     private readonly TimeSpan _history;
@@ -24,10 +26,11 @@ public sealed class LagSampler : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private Task? _loop;
 
-    public LagSampler(GroupCoordinator groups, TimeProvider time, TimeSpan interval, TimeSpan history, int maxGroups, ILogger logger)
+    public LagSampler(GroupCoordinator groups, LogManager logs, TimeProvider time, TimeSpan interval, TimeSpan history, int maxGroups, ILogger logger)
     {
         if (interval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(interval));
         _groups = groups;
+        _logs = logs;
         _time = time;
         _interval = interval;
         _history = history;
@@ -69,7 +72,7 @@ public sealed class LagSampler : IAsyncDisposable
         {
             if (seen.Count >= _maxGroups) break;
             seen.Add(g.GroupId);
-            var (records, seconds) = GroupLag.Totals(_groups.GetLag(g.GroupId), now);
+            var (records, seconds) = GroupLag.Totals(GroupLagReader.Read(_groups, _logs, g.GroupId), now);
             Ring? ring;
             lock (_rings)
                 if (!_rings.TryGetValue(g.GroupId, out ring)) _rings[g.GroupId] = ring = new Ring(_capacity);

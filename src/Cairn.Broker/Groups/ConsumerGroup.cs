@@ -1,4 +1,6 @@
 using Cairn.Protocol;
+using Cairn.Protocol.Messages;
+using Cairn.Protocol.Primitives;
 
 namespace Cairn.Broker.Groups;
 
@@ -20,6 +22,12 @@ public sealed record JoinGroupResult(
 public sealed record JoinedMember(string MemberId, string? GroupInstanceId, byte[] Metadata);
 
 public sealed record SyncGroupResult(ErrorCode Error, string? ProtocolType = null, string? ProtocolName = null, byte[]? Assignment = null);
+
+public sealed record GroupOverview(string GroupId, string ProtocolType, GroupState State);
+
+public sealed record MemberDescription(string MemberId, string? GroupInstanceId, string ClientId, string ClientHost, byte[] Metadata, byte[] Assignment);
+
+public sealed record GroupDescription(string GroupId, GroupState State, string ProtocolType, string Protocol, IReadOnlyList<MemberDescription> Members);
 
 /// <summary>A JoinGroup request in the coordinator's terms.</summary>
 public sealed record JoinGroupRequestData(
@@ -114,6 +122,16 @@ internal sealed class ConsumerGroup(string groupId)
     public StoredGroup ToStored() =>
         new(GroupId, ProtocolType, ProtocolName, Generation, LeaderId, EmptySince, Members.Values.Select(m => m.ToStored()).ToList());
 
+    public GroupDescription Describe()
+    {
+        // Member metadata and assignments are shown only once a generation is formed, as Kafka does.
+        bool showDetails = State is GroupState.Stable or GroupState.CompletingRebalance;
+        return new GroupDescription(GroupId, State, ProtocolType ?? "", showDetails ? ProtocolName ?? "" : "",
+            Members.Values.Select(m => new MemberDescription(m.MemberId, m.GroupInstanceId, m.ClientId, m.ClientHost,
+                showDetails ? m.MetadataFor(ProtocolName!) ?? [] : [],
+                State == GroupState.Stable ? m.Assignment : [])).ToList());
+    }
+
     /// <summary>Picks the protocol every member supports that most members prefer (ties: the first found).</summary>
     public string? SelectProtocol()
     {
@@ -138,5 +156,27 @@ internal sealed class ConsumerGroup(string groupId)
         if (Members.Count == 0) return true;
         if (ProtocolType != protocolType) return false;
         return protocols.Any(p => Members.Values.All(m => m.Protocols.Any(mp => mp.Name == p.Name)));
+    }
+
+    /// <summary>The topics the members subscribe to (with the chosen protocol, or their first before one is chosen).</summary>
+    public HashSet<string> SubscribedTopics()
+    {
+        var topics = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var m in Members.Values)
+        {
+            var metadata = ProtocolName is null ? m.Protocols.FirstOrDefault()?.Metadata : m.MetadataFor(ProtocolName);
+            if (metadata is null || metadata.Length == 0) continue;
+            try
+            {
+                topics.UnionWith(ConsumerProtocol.ReadSubscription(metadata).Topics);
+            }
+            catch (MalformedMessageException)
+            {
+                // Unreadable subscription: be safe and treat every assigned topic as subscribed.
+                try { topics.UnionWith(ConsumerProtocol.ReadAssignment(m.Assignment).AssignedPartitions.Select(t => t.Topic)); }
+                catch (MalformedMessageException) { } // neither decodes: no topic is known to be in use, so none is protected
+            }
+        }
+        return topics;
     }
 }

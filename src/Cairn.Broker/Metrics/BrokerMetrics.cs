@@ -158,7 +158,7 @@ public sealed class BrokerMetrics : IDisposable
                     continue;
                 }
                 IReadOnlyList<PartitionLag> lags;
-                try { lags = _groups.GetLag(g.GroupId); }
+                try { lags = GroupLagReader.Read(_groups, _logs, g.GroupId); }
                 catch (Exception e) when (e is ObjectDisposedException or IOException) { continue; } // a topic deleted meanwhile
                 foreach (var lag in lags)
                 {

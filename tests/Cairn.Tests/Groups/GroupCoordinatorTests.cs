@@ -1,3 +1,4 @@
+using Cairn.Broker.Admin;
 using Cairn.Broker.Groups;
 using Cairn.Broker.Groups.Store;
 using Cairn.Protocol;
@@ -320,12 +321,12 @@ public sealed class GroupCoordinatorTests : IAsyncLifetime
             log.Append(builder.Build().AsSpan());
         }
         await _coordinator.CommitOffsetsAsync("lagging", -1, "", null, [new OffsetCommitEntry("audit", 0, 4, -1, null)]);
-        var lag = _coordinator.GetLag("lagging").Single();
+        var lag = GroupLagReader.Read(_coordinator, _logs, "lagging").Single();
         Assert.Equal((4L, 10L, 6L), (lag.CommittedOffset, lag.LogEndOffset, lag.Lag));
         Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1_004_000), lag.CommittedRecordTimestamp);
         await _coordinator.CommitOffsetsAsync("lagging", -1, "", null, [new OffsetCommitEntry("audit", 0, 10, -1, null)]);
-        Assert.Equal(0, _coordinator.GetLag("lagging").Single().Lag);
-        Assert.Null(_coordinator.GetLag("lagging").Single().CommittedRecordTimestamp);
+        Assert.Equal(0, GroupLagReader.Read(_coordinator, _logs, "lagging").Single().Lag);
+        Assert.Null(GroupLagReader.Read(_coordinator, _logs, "lagging").Single().CommittedRecordTimestamp);
     }
 
     [Fact]
