@@ -86,7 +86,8 @@ public sealed class KafkaBroker : IAsyncDisposable
             coordinator = await GroupCoordinator.StartAsync(CreateGroupStore(options, clusterId, dataDir, groupLogger), logs, options.Groups,
                 TimeProvider.System, groupLogger, cancellationToken);
             metrics = new BrokerMetrics(logs, new GroupMetricsSource(coordinator), () => server?.ActiveConnections ?? 0, options.Admin.MaxMetricSeries);
-            export = MetricsExport.Start(metrics, options.Admin.Enabled, options.Metrics, $"{clusterId}/{options.NodeId}");
+            export = MetricsExport.Start(metrics, options.Admin.Enabled, options.Metrics, $"{clusterId}/{options.NodeId}",
+                loggerFactory.CreateLogger("Cairn.Metrics"));
             if (options.Metrics.OtlpEndpoint is { } otlp)
                 logger.LogInformation("metrics pushed over OTLP/HTTP to {Endpoint} every {Interval}", otlp, options.Metrics.OtlpExportInterval);
             server.Metrics = metrics;

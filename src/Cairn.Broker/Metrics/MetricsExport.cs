@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
@@ -18,15 +19,17 @@ public sealed class MetricsExport : IDisposable
 {
     private readonly MeterProvider _provider;
     private readonly bool _prometheus;
+    private readonly OtlpExportLog? _otlpLog;
 
-    private MetricsExport(MeterProvider provider, bool prometheus)
+    private MetricsExport(MeterProvider provider, bool prometheus, OtlpExportLog? otlpLog)
     {
         _provider = provider;
         _prometheus = prometheus;
+        _otlpLog = otlpLog;
     }
 
     /// <summary>Null when there is nothing to export to (no admin server and no OTLP endpoint).</summary>
-    internal static MetricsExport? Start(BrokerMetrics metrics, bool prometheus, MetricsOptions options, string serviceInstanceId)
+    internal static MetricsExport? Start(BrokerMetrics metrics, bool prometheus, MetricsOptions options, string serviceInstanceId, ILogger logger)
     {
         if (!prometheus && options.OtlpEndpoint is null) return null;
         var meter = metrics.Meter;
@@ -55,7 +58,8 @@ public sealed class MetricsExport : IDisposable
                 reader.TemporalityPreference = MetricReaderTemporalityPreference.Cumulative;
             });
         }
-        return new MetricsExport(builder.Build(), prometheus);
+        var otlpLog = options.OtlpEndpoint is null ? null : new OtlpExportLog(logger);
+        return new MetricsExport(builder.Build(), prometheus, otlpLog);
     }
 
     /// <summary>
@@ -80,5 +84,6 @@ public sealed class MetricsExport : IDisposable
     {
         _provider.Shutdown(5_000);
         _provider.Dispose();
+        _otlpLog?.Dispose();
     }
 }
