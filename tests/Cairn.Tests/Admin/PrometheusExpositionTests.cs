@@ -218,9 +218,25 @@ public sealed class PrometheusExpositionTests : IAsyncLifetime
             {
                 Assert.Contains("cairn_request_duration_seconds", bytes);
                 Assert.Contains("Cairn.Broker", bytes); // the meter (OTLP scope) name
+                // The broker pushes once more when it stops: answered, so stopping does not wait out the push's timeout.
+                _ = AnswerUntilClosedAsync(collector);
                 return;
             }
         }
         Assert.Fail($"200 OTLP exports without the broker's metrics: {string.Join("; ", seen.TakeLast(5))}");
+    }
+
+    private static async Task AnswerUntilClosedAsync(HttpListener collector)
+    {
+        try
+        {
+            for (int i = 0; i < 100; i++)
+            {
+                var context = await collector.GetContextAsync();
+                context.Response.StatusCode = 200;
+                context.Response.Close();
+            }
+        }
+        catch (Exception e) when (e is HttpListenerException or ObjectDisposedException) { } // the test is over
     }
 }
