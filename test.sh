@@ -4,7 +4,8 @@
 #   bash test.sh                 install what is missing, build, run every test
 #   bash test.sh --install-only  install what is missing and check it is all there, then stop
 #
-# Installs what the tests need (Debian packages incl. chromium for the dashboard test, the kafkajs driver's node packages),
+# Installs what the tests need (Debian packages incl. chromium for the dashboard test and prometheus for promtool, the kafkajs
+# driver's node packages),
 # builds the solution in Release, runs tests/Cairn.Tests and tests/Cairn.Interop.Tests, and
 # ends with one line "N passed, M failed". Exits non-zero if anything failed. The dashboard screenshot is saved
 # as TestResults/artifacts/dashboard.png.
@@ -86,8 +87,12 @@ check_requirements() {
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
   command -v curl >/dev/null 2>&1 || missing+=(curl)   # the README examples' admin API calls
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)   # promtool checks the broker's /metrics text
   return 0
 }
+
+# Why a package is needed when its name does not say it (for the message when it is missing).
+needed_for() { case "$1" in prometheus) echo " (promtool, which checks /metrics)" ;; *) echo "" ;; esac; }
 
 check_requirements
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -107,9 +112,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     problems=()
     for p in "${missing[@]}"; do
       if [[ " ${no_candidate[*]} " == *" $p "* ]]; then
-        problems+=("required package '$p' is not installed and apt has no candidate for it (check /etc/apt/sources.list)")
+        problems+=("required package '$p'$(needed_for "$p") is not installed and apt has no candidate for it (check /etc/apt/sources.list)")
       else
-        problems+=("required package '$p' is still missing after apt-get install")
+        problems+=("required package '$p'$(needed_for "$p") is still missing after apt-get install")
       fi
     done
     fail_setup "${problems[@]}"

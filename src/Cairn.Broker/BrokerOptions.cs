@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Cairn.Broker.Admin;
 using Cairn.Broker.Groups;
+using Cairn.Broker.Metrics;
 using Cairn.Storage;
 
 namespace Cairn.Broker;
@@ -32,6 +33,8 @@ public sealed record BrokerOptions
     public GroupCoordinatorOptions Groups { get; init; } = new();
     /// <summary>The admin HTTP server (JSON API, /metrics, dashboard); on 127.0.0.1:9644 by default.</summary>
     public AdminOptions Admin { get; init; } = new();
+    /// <summary>Where the metrics are pushed besides /metrics (OTLP; off by default).</summary>
+    public MetricsOptions Metrics { get; init; } = new();
 
     public IPEndPoint ListenEndPoint => new(IPAddress.Parse(ListenHost == "localhost" ? "127.0.0.1" : ListenHost), ListenPort);
 
@@ -73,6 +76,11 @@ public sealed record BrokerOptions
                 "admin.lag.sample.interval.ms" => options with { Admin = options.Admin with { LagSampleInterval = Ms(key, value, 100) } },
                 "admin.lag.history.minutes" => options with { Admin = options.Admin with { LagHistory = TimeSpan.FromMinutes(ParseInt(key, value, 1, 7 * 24 * 60)) } },
                 "metrics.max.series" => options with { Admin = options.Admin with { MaxMetricSeries = ParseInt(key, value, 1, 10_000_000) } },
+                "metrics.otlp.endpoint" => options with
+                {
+                    Metrics = options.Metrics with { OtlpEndpoint = IsOff(value) ? null : MetricsOptions.ParseOtlpEndpoint(value) },
+                },
+                "metrics.otlp.interval.ms" => options with { Metrics = options.Metrics with { OtlpExportInterval = Ms(key, value, 100) } },
                 "log.retention.check.interval.ms" => Track(options, log, key, ParseInt(key, value, 1, int.MaxValue).ToString(CultureInfo.InvariantCulture)),
                 _ when LogPropertyNames.Contains(key) => Track(options, log, key, value),
                 _ => throw new ArgumentException(UnknownSettingMessage(rawKey)),
@@ -98,7 +106,7 @@ public sealed record BrokerOptions
         "offset.store", "offset.store.connection", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
         "group.initial.rebalance.delay.ms", "group.max.size", "offsets.retention.minutes", "offsets.retention.check.interval.ms",
         "offset.metadata.max.bytes", "admin.listen", "admin.enabled", "admin.allow.remote.writes", "admin.lag.sample.interval.ms",
-        "admin.lag.history.minutes", "metrics.max.series", "log.retention.check.interval.ms", .. LogConfig.BrokerPropertyNames,
+        "admin.lag.history.minutes", "metrics.max.series", "metrics.otlp.endpoint", "metrics.otlp.interval.ms", "log.retention.check.interval.ms", .. LogConfig.BrokerPropertyNames,
     ];
 
     /// <summary>Whether <paramref name="key"/> (in any spelling <see cref="Normalize"/> accepts) names a broker setting.</summary>
@@ -153,11 +161,12 @@ public sealed record BrokerOptions
 
     private static BrokerOptions WithAdminListen(BrokerOptions options, string value)
     {
-        if (value.ToLowerInvariant() is "none" or "off" or "disabled" or "false" or "")
-            return options with { Admin = options.Admin with { Enabled = false } };
+        if (IsOff(value)) return options with { Admin = options.Admin with { Enabled = false } };
         AdminOptions.ParseEndPoint(value); // validate now: a bad address is a configuration error
         return options with { Admin = options.Admin with { Enabled = true, Listen = value } };
     }
+
+    private static bool IsOff(string value) => value.ToLowerInvariant() is "none" or "off" or "disabled" or "false" or "";
 
     private static int ParseInt(string key, string value, int min, int max)
     {

@@ -16,14 +16,15 @@ public sealed class KafkaBroker : IAsyncDisposable
     private readonly ILogger _logger;
     private AdminServer? _admin;
     private LagSampler? _lagSampler;
-    private PrometheusExporter? _exporter;
+    private readonly MetricsExport? _export;
     private volatile bool _ready;
 
-    private KafkaBroker(BrokerContext context, KafkaServer server, BrokerMetrics metrics, ILogger logger)
+    private KafkaBroker(BrokerContext context, KafkaServer server, BrokerMetrics metrics, MetricsExport? export, ILogger logger)
     {
         Context = context;
         _server = server;
         Metrics = metrics;
+        _export = export;
         _logger = logger;
     }
 
@@ -54,6 +55,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         GroupCoordinator? coordinator = null;
         KafkaServer? server = null;
         BrokerMetrics? metrics = null;
+        MetricsExport? export = null;
         KafkaBroker? broker = null;
         try
         {
@@ -83,7 +85,11 @@ public sealed class KafkaBroker : IAsyncDisposable
             var groupLogger = loggerFactory.CreateLogger("Cairn.Groups");
             coordinator = await GroupCoordinator.StartAsync(CreateGroupStore(options, clusterId, dataDir, groupLogger), logs, options.Groups,
                 TimeProvider.System, groupLogger, cancellationToken);
-            metrics = new BrokerMetrics(logs, coordinator, () => server?.ActiveConnections ?? 0, options.Admin.MaxMetricSeries);
+            metrics = new BrokerMetrics(logs, new GroupMetricsSource(coordinator, logs), () => server?.ActiveConnections ?? 0, options.Admin.MaxMetricSeries);
+            export = MetricsExport.Start(metrics, options.Admin.Enabled, options.Metrics, $"{clusterId}/{options.NodeId}",
+                loggerFactory.CreateLogger("Cairn.Metrics"));
+            if (options.Metrics.OtlpEndpoint is { } otlp)
+                logger.LogInformation("metrics pushed over OTLP/HTTP to {Endpoint} every {Interval}", otlp, options.Metrics.OtlpExportInterval);
             server.Metrics = metrics;
             var context = new BrokerContext(options, logs, clusterId,
                 options.AdvertisedHost ?? options.ListenHost, options.AdvertisedPort ?? server.LocalEndPoint.Port, loggerFactory)
@@ -124,7 +130,7 @@ public sealed class KafkaBroker : IAsyncDisposable
             server.Start();
             logger.LogInformation("Cairn {Version} listening on {Endpoint}: broker {NodeId} (cluster {ClusterId}), advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
                 Protocol.CairnVersion.Value, server.LocalEndPoint, options.NodeId, clusterId, context.AdvertisedHost, context.AdvertisedPort, dataDir, logs.Topics.Count());
-            broker = new KafkaBroker(context, server, metrics, logger);
+            broker = new KafkaBroker(context, server, metrics, export, logger);
             if (options.Admin.Enabled) await broker.StartAdminAsync(options.Admin, loggerFactory, cancellationToken);
             broker._ready = true;
             return broker;
@@ -139,6 +145,7 @@ public sealed class KafkaBroker : IAsyncDisposable
             if (server is not null) await server.DisposeAsync();
             if (coordinator is not null) await coordinator.DisposeAsync();
             if (logsOpened is not null) await logsOpened.DisposeAsync();
+            export?.Dispose();
             metrics?.Dispose();
             throw;
         }
@@ -153,25 +160,18 @@ public sealed class KafkaBroker : IAsyncDisposable
         var time = TimeProvider.System;
         var adminLogger = loggerFactory.CreateLogger("Cairn.Admin");
         var sampler = new LagSampler(Context.Groups, Context.Logs, time, admin.LagSampleInterval, admin.LagHistory, admin.MaxMetricSeries, adminLogger);
-        var exporter = new PrometheusExporter(Metrics.Meter, admin.MaxMetricSeries, () => Metrics.DroppedSeries);
+        var export = _export ?? throw new InvalidOperationException("the admin server needs the metrics export");
         var api = new AdminApi(Context, new OffsetResetService(Context.Logs, Context.Groups, time), sampler, time);
         try
         {
-            _admin = await AdminServer.StartAsync(admin, api, exporter, () => _ready, () => _server.LocalEndPoint, loggerFactory, cancellationToken);
+            _admin = await AdminServer.StartAsync(admin, api, export, () => _ready, () => _server.LocalEndPoint, loggerFactory, cancellationToken);
         }
         catch (Exception e) when (admin.ListenIsDefault && e is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
         {
-            exporter.Dispose();
             _logger.LogWarning("admin API not started: {Error} (the default admin.listen); set admin.listen (--admin-listen) to another HOST:PORT, or to none",
                 e.Message);
             return;
         }
-        catch
-        {
-            exporter.Dispose();
-            throw;
-        }
-        _exporter = exporter;
         _lagSampler = sampler;
         sampler.Start();
         _logger.LogInformation("admin API, /metrics and dashboard on http://{Endpoint}/ (remote writes {Remote})",
@@ -211,7 +211,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         _ready = false;
         if (_admin is not null) await _admin.DisposeAsync();
         if (_lagSampler is not null) await _lagSampler.DisposeAsync();
-        _exporter?.Dispose();
+        _export?.Dispose();
         await _server.DisposeAsync();
         await Context.Groups.DisposeAsync();
         await Context.Logs.DisposeAsync();

@@ -33,6 +33,7 @@ public sealed record AdminOptions
     /// <summary>
     /// Upper bound on the series of each per-partition or per-group metric (and on groups the lag sampler tracks):
     /// beyond it series are left out of /metrics (counted in cairn_metrics_series_dropped) so label sets stay bounded.
+    /// The metrics export reserves memory for twice this many series per gauge up front (see BrokerMetrics).
     /// </summary>
     public int MaxMetricSeries { get; init; } = 10_000;
 

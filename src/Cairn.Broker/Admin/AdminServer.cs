@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using System.Text.Json;
 using Cairn.Broker.Metrics;
 using Microsoft.AspNetCore.Builder;
@@ -16,7 +15,8 @@ using Microsoft.Extensions.Logging;
 namespace Cairn.Broker.Admin;
 
 /// <summary>
-/// The admin HTTP server on Kestrel: the dashboard (/), health (/healthz, /readyz), Prometheus metrics (/metrics)
+/// The admin HTTP server on Kestrel: the dashboard (/), health (/healthz, /readyz), Prometheus metrics (/metrics, served by
+/// <see cref="MetricsExport"/>)
 /// and the JSON API under /api/v1. Isolated from ambient ASP.NET configuration (no appsettings, no ASPNETCORE_*
 /// variables, no console lifetime: the broker decides when it stops).
 /// </summary>
@@ -24,19 +24,17 @@ public sealed class AdminServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly AdminApi _api;
-    private readonly PrometheusExporter _exporter;
     private readonly AdminOptions _options;
     private readonly Func<bool> _ready;
     private readonly Func<IPEndPoint> _kafkaEndPoint;
     private readonly DateTimeOffset _startedAt;
     private readonly ILogger _logger;
 
-    private AdminServer(WebApplication app, AdminApi api, PrometheusExporter exporter, AdminOptions options, Func<bool> ready,
+    private AdminServer(WebApplication app, AdminApi api, AdminOptions options, Func<bool> ready,
         Func<IPEndPoint> kafkaEndPoint, DateTimeOffset startedAt, ILogger logger)
     {
         _app = app;
         _api = api;
-        _exporter = exporter;
         _options = options;
         _ready = ready;
         _kafkaEndPoint = kafkaEndPoint;
@@ -47,7 +45,7 @@ public sealed class AdminServer : IAsyncDisposable
     public IPEndPoint LocalEndPoint { get; private set; } = null!;
 
     /// <summary>Binds and starts serving. Throws <see cref="IOException"/> "cannot listen on HOST:PORT: reason" when the address cannot be bound.</summary>
-    public static async Task<AdminServer> StartAsync(AdminOptions options, AdminApi api, PrometheusExporter exporter, Func<bool> ready,
+    public static async Task<AdminServer> StartAsync(AdminOptions options, AdminApi api, MetricsExport metrics, Func<bool> ready,
         Func<IPEndPoint> kafkaEndPoint, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
     {
         var endpoint = options.EndPoint;
@@ -75,7 +73,15 @@ public sealed class AdminServer : IAsyncDisposable
             k.Listen(endpoint);
         });
         var app = builder.Build();
-        var server = new AdminServer(app, api, exporter, options, ready, kafkaEndPoint, DateTimeOffset.UtcNow, loggerFactory.CreateLogger("Cairn.Admin"));
+        var server = new AdminServer(app, api, options, ready, kafkaEndPoint, DateTimeOffset.UtcNow, loggerFactory.CreateLogger("Cairn.Admin"));
+        ((IApplicationBuilder)app).Use(static (http, next) =>
+        {
+            http.Response.Headers.CacheControl = "no-store";
+            http.Response.Headers["X-Content-Type-Options"] = "nosniff";
+            return next(http);
+        });
+        metrics.UsePrometheusEndpoint(app, static http =>
+            PathSegments(http) is ["metrics"] && (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)));
         ((IApplicationBuilder)app).Run(server.HandleAsync); // the terminal middleware, not WebApplication.Run(url)
         try
         {
@@ -112,8 +118,6 @@ public sealed class AdminServer : IAsyncDisposable
     {
         var request = http.Request;
         var response = http.Response;
-        response.Headers.CacheControl = "no-store";
-        response.Headers["X-Content-Type-Options"] = "nosniff";
         try
         {
             var segments = PathSegments(http);
@@ -148,10 +152,7 @@ public sealed class AdminServer : IAsyncDisposable
                     await WriteJsonAsync(http, _ready() ? new AdminResult(200, new { status = "ready" }) : new AdminResult(503, new { status = "not ready" }));
                     return;
                 case ["metrics"]:
-                    if (!await AllowAsync(http, read, "GET")) return;
-                    var text = _exporter.Collect();
-                    response.ContentType = PrometheusExporter.ContentType;
-                    await response.WriteAsync(text, Encoding.UTF8, http.RequestAborted);
+                    await AllowAsync(http, allowed: false, "GET"); // GET and HEAD are the metrics export's (StartAsync)
                     return;
                 case ["api", "v1", "broker"]:
                     if (!await AllowAsync(http, read, "GET")) return;

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using Cairn.Broker.Admin;
-using Cairn.Broker.Groups;
 using Cairn.Protocol;
 using Cairn.Storage;
 
@@ -16,9 +14,12 @@ namespace Cairn.Broker.Metrics;
 /// <item><c>cairn_network_received_bytes_total</c>, <c>cairn_network_sent_bytes_total</c>, <c>cairn_connections_active</c></item>
 /// <item><c>cairn_partition_log_start_offset{topic,partition}</c>, <c>cairn_partition_log_end_offset</c>, <c>cairn_partition_size_bytes</c></item>
 /// <item><c>cairn_group_committed_offset{group,topic,partition}</c>, <c>cairn_group_lag_records</c>, <c>cairn_group_lag_seconds</c>, <c>cairn_group_members{group}</c></item>
+/// <item><c>cairn_metrics_series_dropped</c>: the series the gauges above left out</item>
 /// </list>
-/// The per-partition and per-group gauges yield at most <c>maxSeries</c> series each (topics and groups in name order);
-/// the rest are counted in <see cref="DroppedSeries"/>.
+/// The per-partition and per-group gauges yield at most <c>maxSeries</c> series each (topics and groups in name order),
+/// and no more than <see cref="LifetimeSeriesFactor"/> times that many different label sets over the meter's life (an
+/// exporter keeps a slot for every label set it has seen); the rest are counted in <see cref="DroppedSeries"/>.
+/// Group numbers come from an <see cref="IGroupMetricsSource"/> so this code does not depend on who computes lag.
 /// </summary>
 public sealed class BrokerMetrics : IDisposable
 {
@@ -27,6 +28,11 @@ public sealed class BrokerMetrics : IDisposable
     /// <summary>Request latency buckets, in seconds (long-poll fetches land in the upper ones).</summary>
     public static readonly double[] DurationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+    public const string DroppedSeriesName = "cairn_metrics_series_dropped";
+
+    /// <summary>Different label sets a per-partition or per-group gauge may yield over the meter's life, per maxSeries.</summary>
+    public const int LifetimeSeriesFactor = 2;
+
     private static readonly string[] ApiNames = BuildApiNames();
 
     private readonly Counter<long> _requests;
@@ -34,20 +40,24 @@ public sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _receivedBytes;
     private readonly Counter<long> _sentBytes;
     private readonly LogManager _logs;
-    private readonly GroupCoordinator _groups;
+    private readonly IGroupMetricsSource _groups;
     private readonly TimeProvider _time;
     private readonly int _maxSeries;
+    private readonly SeriesBudget<(string, int)> _partitionSeries;
+    private readonly SeriesBudget<(string, string, int)> _groupPartitionSeries;
+    private readonly SeriesBudget<string> _groupSeries;
     private readonly object _snapshotLock = new();
     private GroupSnapshot? _snapshot;
-    private long _droppedPartitionSeries;
-    private long _droppedGroupSeries;
 
-    public BrokerMetrics(LogManager logs, GroupCoordinator groups, Func<int> activeConnections, int maxSeries, TimeProvider? time = null)
+    internal BrokerMetrics(LogManager logs, IGroupMetricsSource groups, Func<int> activeConnections, int maxSeries, TimeProvider? time = null)
     {
         _logs = logs;
         _groups = groups;
         _time = time ?? TimeProvider.System;
         _maxSeries = maxSeries;
+        _partitionSeries = new(LifetimeSeriesLimit(maxSeries));
+        _groupPartitionSeries = new(LifetimeSeriesLimit(maxSeries));
+        _groupSeries = new(LifetimeSeriesLimit(maxSeries));
         Meter = new Meter(new MeterOptions(MeterName) { Version = typeof(BrokerMetrics).Assembly.GetName().Version?.ToString() });
 
         _requests = Meter.CreateCounter<long>("cairn_requests", "{request}", "Kafka requests handled, per API");
@@ -67,17 +77,43 @@ public sealed class BrokerMetrics : IDisposable
 
         Meter.CreateObservableGauge("cairn_group_committed_offset", () => ObserveGroupPartitions(static p => p.Lag.CommittedOffset), "{offset}",
             "Offset the group has committed for the partition");
-        Meter.CreateObservableGauge("cairn_group_lag_records", () => ObserveGroupPartitions(static p => p.Lag.Lag), "{record}",
+        Meter.CreateObservableGauge("cairn_group_lag_records", () => ObserveGroupPartitions(static p => p.Lag.LagRecords), "{record}",
             "Records between the group's committed offset and the log end offset");
-        Meter.CreateObservableGauge("cairn_group_lag_seconds", () => ObserveGroupPartitions(static p => p.LagSeconds), "s",
+        Meter.CreateObservableGauge("cairn_group_lag_seconds", () => ObserveGroupPartitions(static p => p.Lag.LagSeconds), "s",
             "Age of the first record the group has not consumed yet (0 when caught up)");
         Meter.CreateObservableGauge("cairn_group_members", ObserveGroupMembers, "{member}", "Active members of the group");
+        Meter.CreateObservableGauge(DroppedSeriesName, () => DroppedSeries, "{series}",
+            "Series left out of this exposition because an instrument reached metrics.max.series");
     }
+
+    /// <summary>
+    /// The label sets <paramref name="instrument"/> (one of this meter's) yields at most: an exporter sized to it never
+    /// folds series into an overflow series.
+    /// </summary>
+    internal int SeriesLimit(Instrument instrument) => instrument.Name switch
+    {
+        "cairn_requests" or "cairn_request_duration_seconds" => ApiNames.Length + 1,
+        "cairn_network_received_bytes" or "cairn_network_sent_bytes" or "cairn_connections_active" or DroppedSeriesName => 1,
+        _ => LifetimeSeriesLimit(_maxSeries),
+    };
+
+    /// <summary>The label sets a per-partition or per-group gauge may yield over the meter's life.</summary>
+    public static int LifetimeSeriesLimit(int maxSeries) => (int)Math.Min(int.MaxValue / 2, (long)maxSeries * LifetimeSeriesFactor);
 
     public Meter Meter { get; }
 
-    /// <summary>Series the per-partition and per-group gauges left out in their last observation (metrics.max.series).</summary>
-    public long DroppedSeries => Interlocked.Read(ref _droppedPartitionSeries) + Interlocked.Read(ref _droppedGroupSeries);
+    /// <summary>
+    /// Series the per-partition and per-group gauges leave out (metrics.max.series). Computed afresh rather than kept
+    /// from the gauges' last observation, so it is right whichever order an exporter observes the instruments in.
+    /// </summary>
+    public long DroppedSeries
+    {
+        get
+        {
+            ExportedPartitions(out long partitions);
+            return partitions + Snapshot().Dropped;
+        }
+    }
 
     /// <summary>Records one handled request. <paramref name="startTimestamp"/> is from <see cref="Stopwatch.GetTimestamp"/>.</summary>
     public void RequestCompleted(ApiKey api, long startTimestamp)
@@ -108,35 +144,46 @@ public sealed class BrokerMetrics : IDisposable
 
     // ------------------------------------------------------------------ partitions
 
-    private IEnumerable<Measurement<long>> ObservePartitions(Func<PartitionLog, long> value)
+    /// <summary>The partitions whose series are exported (topics in name order), and how many are left out.</summary>
+    private List<(string Topic, PartitionLog Log)> ExportedPartitions(out long dropped)
     {
-        var measurements = new List<Measurement<long>>();
-        long dropped = 0;
+        var kept = new List<(string, PartitionLog)>();
+        dropped = 0;
         foreach (var topic in _logs.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
         {
             foreach (var p in topic.Partitions)
             {
-                if (measurements.Count >= _maxSeries) { dropped++; continue; }
-                long v;
-                try { v = value(p); }
-                catch (ObjectDisposedException) { continue; } // the topic is being deleted
-                measurements.Add(new Measurement<long>(v,
-                    new KeyValuePair<string, object?>("topic", topic.Name), new KeyValuePair<string, object?>("partition", p.Partition)));
+                if (kept.Count < _maxSeries && _partitionSeries.Admit((topic.Name, p.Partition))) kept.Add((topic.Name, p));
+                else dropped++;
             }
         }
-        Interlocked.Exchange(ref _droppedPartitionSeries, dropped);
+        return kept;
+    }
+
+    private IEnumerable<Measurement<long>> ObservePartitions(Func<PartitionLog, long> value)
+    {
+        var partitions = ExportedPartitions(out _);
+        var measurements = new List<Measurement<long>>(partitions.Count);
+        foreach (var (topic, p) in partitions)
+        {
+            long v;
+            try { v = value(p); }
+            catch (ObjectDisposedException) { continue; } // the topic is being deleted
+            measurements.Add(new Measurement<long>(v,
+                new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("partition", p.Partition)));
+        }
         return measurements;
     }
 
     // ------------------------------------------------------------------ groups
 
-    private sealed record GroupPartition(string Group, PartitionLag Lag, double LagSeconds);
+    private sealed record GroupPartition(string Group, GroupPartitionMetrics Lag);
 
     private sealed record GroupSnapshot(long TakenAt, IReadOnlyList<GroupPartition> Partitions, IReadOnlyList<(string Group, int Members)> Groups, long Dropped);
 
     /// <summary>
-    /// One computation of every group's lag serves the three per-group gauges of a collection (they are observed
-    /// one after the other): the snapshot is reused for a second.
+    /// One computation of every group's lag serves the per-group gauges of a collection (they are observed one after
+    /// the other): the snapshot is reused for a second.
     /// </summary>
     private GroupSnapshot Snapshot()
     {
@@ -148,22 +195,22 @@ public sealed class BrokerMetrics : IDisposable
             var partitions = new List<GroupPartition>();
             var groups = new List<(string, int)>();
             long dropped = 0;
-            foreach (var g in _groups.ListGroups())
+            foreach (var g in _groups.GroupIds())
             {
-                if (groups.Count < _maxSeries) groups.Add((g.GroupId, _groups.DescribeGroup(g.GroupId).Members.Count));
+                if (groups.Count < _maxSeries && _groupSeries.Admit(g)) groups.Add((g, _groups.ActiveMembers(g)));
                 else dropped++;
                 if (partitions.Count >= _maxSeries)
                 {
-                    dropped += _groups.FetchOffsets(g.GroupId, null).Count;
+                    dropped += _groups.CommittedPartitions(g);
                     continue;
                 }
-                IReadOnlyList<PartitionLag> lags;
-                try { lags = GroupLagReader.Read(_groups, _logs, g.GroupId); }
+                IReadOnlyList<GroupPartitionMetrics> lags;
+                try { lags = _groups.Lag(g, wallClock); }
                 catch (Exception e) when (e is ObjectDisposedException or IOException) { continue; } // a topic deleted meanwhile
                 foreach (var lag in lags)
                 {
-                    if (partitions.Count >= _maxSeries) { dropped++; continue; }
-                    partitions.Add(new GroupPartition(g.GroupId, lag, GroupLag.LagSeconds(lag, wallClock)));
+                    if (partitions.Count >= _maxSeries || !_groupPartitionSeries.Admit((g, lag.Topic, lag.Partition))) { dropped++; continue; }
+                    partitions.Add(new GroupPartition(g, lag));
                 }
             }
             return _snapshot = new GroupSnapshot(now, partitions, groups, dropped);
@@ -173,7 +220,6 @@ public sealed class BrokerMetrics : IDisposable
     private IEnumerable<Measurement<T>> ObserveGroupPartitions<T>(Func<GroupPartition, T> value) where T : struct
     {
         var snapshot = Snapshot();
-        Interlocked.Exchange(ref _droppedGroupSeries, snapshot.Dropped);
         var measurements = new Measurement<T>[snapshot.Partitions.Count];
         for (int i = 0; i < measurements.Length; i++)
         {
@@ -190,4 +236,19 @@ public sealed class BrokerMetrics : IDisposable
         Snapshot().Groups.Select(g => new Measurement<int>(g.Members, new KeyValuePair<string, object?>("group", g.Group))).ToArray();
 
     public void Dispose() => Meter.Dispose();
+
+    /// <summary>
+    /// The label sets a gauge has yielded so far, up to a limit: an exporter keeps a slot for each label set it has seen
+    /// for as long as it runs (OpenTelemetry's cumulative aggregation never frees one), so past the limit a new label
+    /// set would land in the exporter's overflow series under a label of its own. Such a series is left out and counted.
+    /// </summary>
+    private sealed class SeriesBudget<T>(int limit) where T : notnull
+    {
+        private readonly HashSet<T> _seen = [];
+
+        public bool Admit(T key)
+        {
+            lock (_seen) return _seen.Contains(key) || (_seen.Count < limit && _seen.Add(key));
+        }
+    }
 }
