@@ -28,6 +28,10 @@ internal abstract class ApiHandler<TRequest, TResponse> : IApiHandler
 
     protected abstract ValueTask<TResponse?> HandleAsync(RequestContext context, TRequest request, CancellationToken cancellationToken);
 
+    /// <summary>Handles an already decoded request, as the connection does after decoding: the entry point of handler tests.</summary>
+    internal ValueTask<TResponse?> HandleDecodedAsync(RequestContext context, TRequest request, CancellationToken cancellationToken) =>
+        HandleAsync(context, request, cancellationToken);
+
     async ValueTask<object?> IApiHandler.HandleAsync(RequestContext context, KafkaReader body, CancellationToken cancellationToken)
     {
         var request = MessageSerializer.Read<TRequest>(body, context.Header.ApiVersion);
