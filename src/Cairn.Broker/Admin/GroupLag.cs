@@ -4,7 +4,7 @@ using Cairn.Broker.Groups;
 namespace Cairn.Broker.Admin;
 
 /// <summary>Lag arithmetic shared by the JSON API, the metrics and the lag sampler.</summary>
-public static class GroupLag
+internal static class GroupLag
 {
     /// <summary>
     /// How old the first unconsumed record is: now minus the timestamp of the record at the committed offset;

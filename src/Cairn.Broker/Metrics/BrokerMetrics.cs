@@ -20,7 +20,7 @@ namespace Cairn.Broker.Metrics;
 /// The per-partition and per-group gauges yield at most <c>maxSeries</c> series each (topics and groups in name order);
 /// the rest are counted in <see cref="DroppedSeries"/>.
 /// </summary>
-public sealed class BrokerMetrics : IDisposable
+internal sealed class BrokerMetrics : IDisposable
 {
     public const string MeterName = "Cairn.Broker";
 

@@ -13,7 +13,7 @@ namespace Cairn.Broker.Metrics;
 /// Each instrument keeps at most <c>maxSeries</c> series: measurements for more are counted in
 /// <c>cairn_metrics_series_dropped</c> and not exported.
 /// </summary>
-public sealed class PrometheusExporter : IDisposable
+internal sealed class PrometheusExporter : IDisposable
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
     public const string DroppedFamily = "cairn_metrics_series_dropped";
