@@ -43,9 +43,11 @@ internal sealed class AdminServer : IAsyncDisposable
         _kafkaEndPoint = kafkaEndPoint;
         _startedAt = startedAt;
         _logger = logger;
+        LocalEndPoint = options.EndPoint;
     }
 
-    public IPEndPoint LocalEndPoint { get; private set; } = null!;
+    /// <summary>Where the server listens: the configured address, with the port Kestrel picked once started (for port 0).</summary>
+    public IPEndPoint LocalEndPoint { get; private set; }
 
     /// <summary>Binds and starts serving. Throws <see cref="IOException"/> "cannot listen on HOST:PORT: reason" when the address cannot be bound.</summary>
     public static async Task<AdminServer> StartAsync(AdminOptions options, AdminApi api, PrometheusExporter exporter, Func<bool> ready,

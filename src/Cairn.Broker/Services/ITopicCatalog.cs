@@ -13,16 +13,11 @@ internal interface ITopicCatalog
     /// <summary>The partition count of a topic created without one (num.partitions).</summary>
     int DefaultPartitions { get; }
 
-    /// <summary>The one directory the logs live in.</summary>
-    string DataDirectory { get; }
-
     IReadOnlyCollection<TopicLog> Topics { get; }
 
     bool TryGetTopic(string name, [NotNullWhen(true)] out TopicLog? topic);
 
     bool TryGetTopic(Guid topicId, [NotNullWhen(true)] out TopicLog? topic);
-
-    PartitionLog? GetPartition(string topic, int partition);
 
     /// <summary>
     /// Finds a topic, creating it with the default partition count when auto-creation applies.
@@ -47,12 +42,10 @@ internal interface ITopicCatalog
 internal sealed class LogTopicCatalog(LogManager logs, bool autoCreateTopics, int defaultPartitions) : ITopicCatalog
 {
     public int DefaultPartitions => defaultPartitions;
-    public string DataDirectory => logs.DataDirectory;
     public IReadOnlyCollection<TopicLog> Topics => logs.Topics;
 
     public bool TryGetTopic(string name, [NotNullWhen(true)] out TopicLog? topic) => logs.TryGetTopic(name, out topic);
     public bool TryGetTopic(Guid topicId, [NotNullWhen(true)] out TopicLog? topic) => logs.TryGetTopic(topicId, out topic);
-    public PartitionLog? GetPartition(string topic, int partition) => logs.GetPartition(topic, partition);
 
     public (TopicLog? Topic, ErrorCode Error) GetOrAutoCreateTopic(string name, bool allowAutoCreate)
     {

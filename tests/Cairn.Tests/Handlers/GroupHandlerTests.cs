@@ -7,18 +7,8 @@ using Cairn.Protocol.Messages;
 namespace Cairn.Tests.Handlers;
 
 /// <summary>Group and offset handlers over a real coordinator (in-memory store, manual clock), called without a socket.</summary>
-public sealed class GroupHandlerTests : IAsyncLifetime
+public sealed class GroupHandlerTests : HandlerTestBase
 {
-    private HandlerFixture _f = null!;
-
-    public async Task InitializeAsync()
-    {
-        _f = await HandlerFixture.StartAsync();
-        Assert.True(_f.Logs.CreateTopic("orders", 2).Succeeded);
-    }
-
-    public async Task DisposeAsync() => await _f.DisposeAsync();
-
     private static OffsetCommitRequest CommitOf(string group, int generation, string memberId, params (int Partition, long Offset)[] offsets) => new()
     {
         GroupId = group, GenerationIdOrMemberEpoch = generation, MemberId = memberId,
@@ -31,9 +21,9 @@ public sealed class GroupHandlerTests : IAsyncLifetime
     [Fact]
     public async Task A_standalone_commit_is_fetched_back()
     {
-        var committed = await HandlerFixture.CallAsync(new OffsetCommitHandler(_f.Groups), CommitOf("g", -1, "", (0, 42), (1, 7)), 8);
+        var committed = await HandlerFixture.CallAsync(new OffsetCommitHandler(F.Groups), CommitOf("g", -1, "", (0, 42), (1, 7)), 8);
         var fetch = new OffsetFetchRequest { GroupId = "g", Topics = [new() { Name = "orders", PartitionIndexes = [0, 1] }] };
-        var fetched = await HandlerFixture.CallAsync(new OffsetFetchHandler(_f.Groups), fetch, 7);
+        var fetched = await HandlerFixture.CallAsync(new OffsetFetchHandler(F.Groups), fetch, 7);
 
         Assert.All(Assert.Single(committed!.Topics).Partitions, p => Assert.Equal((short)ErrorCode.None, p.ErrorCode));
         var partitions = Assert.Single(fetched!.Topics).Partitions;
@@ -43,13 +33,13 @@ public sealed class GroupHandlerTests : IAsyncLifetime
     [Fact]
     public async Task OffsetFetch_v8_answers_per_group_and_minus_one_for_nothing_committed()
     {
-        await HandlerFixture.CallAsync(new OffsetCommitHandler(_f.Groups), CommitOf("g", -1, "", (0, 5)), 8);
+        await HandlerFixture.CallAsync(new OffsetCommitHandler(F.Groups), CommitOf("g", -1, "", (0, 5)), 8);
         var fetch = new OffsetFetchRequest
         {
             Groups = [new() { GroupId = "g", Topics = [new() { Name = "orders", PartitionIndexes = [0, 1] }] }, new() { GroupId = "nobody", Topics = null }],
         };
 
-        var fetched = await HandlerFixture.CallAsync(new OffsetFetchHandler(_f.Groups), fetch, 8);
+        var fetched = await HandlerFixture.CallAsync(new OffsetFetchHandler(F.Groups), fetch, 8);
 
         Assert.Equal(["g", "nobody"], fetched!.Groups.Select(g => g.GroupId).ToArray());
         var partitions = Assert.Single(fetched.Groups[0].Topics).Partitions;
@@ -61,14 +51,14 @@ public sealed class GroupHandlerTests : IAsyncLifetime
     [Fact]
     public async Task A_commit_from_an_unknown_member_or_to_an_unknown_partition_fails()
     {
-        await HandlerFixture.CallAsync(new OffsetCommitHandler(_f.Groups), CommitOf("g", -1, "", (0, 1)), 8);
+        await HandlerFixture.CallAsync(new OffsetCommitHandler(F.Groups), CommitOf("g", -1, "", (0, 1)), 8);
 
-        var ghost = await HandlerFixture.CallAsync(new OffsetCommitHandler(_f.Groups), CommitOf("g", 1, "ghost", (0, 9)), 8);
-        var noPartition = await HandlerFixture.CallAsync(new OffsetCommitHandler(_f.Groups), CommitOf("g", -1, "", (5, 9)), 8);
+        var ghost = await HandlerFixture.CallAsync(new OffsetCommitHandler(F.Groups), CommitOf("g", 1, "ghost", (0, 9)), 8);
+        var noPartition = await HandlerFixture.CallAsync(new OffsetCommitHandler(F.Groups), CommitOf("g", -1, "", (5, 9)), 8);
 
         Assert.Equal((short)ErrorCode.UnknownMemberId, Assert.Single(Assert.Single(ghost!.Topics).Partitions).ErrorCode);
         Assert.Equal((short)ErrorCode.UnknownTopicOrPartition, Assert.Single(Assert.Single(noPartition!.Topics).Partitions).ErrorCode);
-        Assert.Equal(1, Assert.Single(_f.Coordinator.FetchOffsets("g", null)).Offset);
+        Assert.Equal(1, Assert.Single(F.Coordinator.FetchOffsets("g", null)).Offset);
     }
 
     /// <summary>Records what the handler asks of the offset store and answers each partition with a chosen error.</summary>
@@ -116,7 +106,7 @@ public sealed class GroupHandlerTests : IAsyncLifetime
     [Fact]
     public async Task A_member_joins_syncs_and_heartbeats()
     {
-        var join = new JoinGroupHandler(_f.Groups);
+        var join = new JoinGroupHandler(F.Groups);
         var first = await HandlerFixture.CallAsync(join, JoinOf("g", ""), 5);
         Assert.Equal((short)ErrorCode.MemberIdRequired, first!.ErrorCode);
         Assert.NotEmpty(first.MemberId);
@@ -124,7 +114,7 @@ public sealed class GroupHandlerTests : IAsyncLifetime
         // The first rebalance of an empty group waits for more members; the manual clock ends the wait.
         var joining = HandlerFixture.CallAsync(join, JoinOf("g", first.MemberId), 5);
         Assert.False(joining.IsCompleted);
-        _f.Clock.Advance(HandlerFixture.InitialRebalanceDelay);
+        F.Clock.Advance(HandlerFixture.InitialRebalanceDelay);
         var joined = await joining.WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal((short)ErrorCode.None, joined!.ErrorCode);
@@ -139,24 +129,24 @@ public sealed class GroupHandlerTests : IAsyncLifetime
             GroupId = "g", GenerationId = joined.GenerationId, MemberId = first.MemberId, ProtocolType = "consumer", ProtocolName = "range",
             Assignments = [new() { MemberId = first.MemberId, Assignment = assignment }],
         };
-        var synced = await HandlerFixture.CallAsync(new SyncGroupHandler(_f.Groups), sync, 5);
+        var synced = await HandlerFixture.CallAsync(new SyncGroupHandler(F.Groups), sync, 5);
         Assert.Equal((short)ErrorCode.None, synced!.ErrorCode);
         Assert.Equal(assignment, synced.Assignment);
 
-        var beat = await HandlerFixture.CallAsync(new HeartbeatHandler(_f.Groups),
+        var beat = await HandlerFixture.CallAsync(new HeartbeatHandler(F.Groups),
             new HeartbeatRequest { GroupId = "g", GenerationId = joined.GenerationId, MemberId = first.MemberId }, 4);
         Assert.Equal((short)ErrorCode.None, beat!.ErrorCode);
-        Assert.Equal("handler-tests", Assert.Single(_f.Coordinator.DescribeGroup("g").Members).ClientId);
+        Assert.Equal("handler-tests", Assert.Single(F.Coordinator.DescribeGroup("g").Members).ClientId);
     }
 
     [Fact]
     public async Task Sync_and_heartbeat_of_an_unknown_member_answer_UNKNOWN_MEMBER_ID()
     {
-        await HandlerFixture.CallAsync(new OffsetCommitHandler(_f.Groups), CommitOf("g", -1, "", (0, 1)), 8); // the group exists, empty
+        await HandlerFixture.CallAsync(new OffsetCommitHandler(F.Groups), CommitOf("g", -1, "", (0, 1)), 8); // the group exists, empty
 
-        var beat = await HandlerFixture.CallAsync(new HeartbeatHandler(_f.Groups),
+        var beat = await HandlerFixture.CallAsync(new HeartbeatHandler(F.Groups),
             new HeartbeatRequest { GroupId = "g", GenerationId = 0, MemberId = "ghost" }, 4);
-        var sync = await HandlerFixture.CallAsync(new SyncGroupHandler(_f.Groups),
+        var sync = await HandlerFixture.CallAsync(new SyncGroupHandler(F.Groups),
             new SyncGroupRequest { GroupId = "g", GenerationId = 0, MemberId = "ghost", ProtocolType = "consumer", ProtocolName = "range" }, 5);
 
         Assert.Equal((short)ErrorCode.UnknownMemberId, beat!.ErrorCode);
@@ -167,7 +157,7 @@ public sealed class GroupHandlerTests : IAsyncLifetime
     [Fact]
     public async Task ApiVersions_lists_every_handler_with_its_versions_and_itself()
     {
-        IApiHandler[] others = [new HeartbeatHandler(_f.Groups), new MetadataHandler(_f.Cluster, _f.Topics)];
+        IApiHandler[] others = [new HeartbeatHandler(F.Groups), new MetadataHandler(F.Cluster, F.Topics)];
         var handler = new ApiVersionsHandler(others);
 
         var response = await HandlerFixture.CallAsync(handler, new ApiVersionsRequest(), 3);
@@ -181,7 +171,7 @@ public sealed class GroupHandlerTests : IAsyncLifetime
     [Fact]
     public void ApiVersions_for_an_unsupported_version_carries_UNSUPPORTED_VERSION_and_the_same_list()
     {
-        IApiHandler[] others = [new HeartbeatHandler(_f.Groups)];
+        IApiHandler[] others = [new HeartbeatHandler(F.Groups)];
         var registry = new HandlerRegistry([new ApiVersionsHandler(others), .. others]);
 
         var response = ApiVersionsHandler.UnsupportedVersionResponse(registry);

@@ -66,3 +66,22 @@ internal sealed class HandlerFixture : IAsyncDisposable
         try { Directory.Delete(_dataDir, recursive: true); } catch (IOException) { }
     }
 }
+
+/// <summary>A fresh <see cref="HandlerFixture"/> per test, with one topic, "orders", of two partitions.</summary>
+public abstract class HandlerTestBase : IAsyncLifetime
+{
+    private HandlerFixture? _fixture;
+
+    private protected HandlerFixture F => _fixture ?? throw new InvalidOperationException("the fixture starts in InitializeAsync");
+
+    public async Task InitializeAsync()
+    {
+        _fixture = await HandlerFixture.StartAsync();
+        Assert.True(_fixture.Logs.CreateTopic("orders", 2).Succeeded);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_fixture is not null) await _fixture.DisposeAsync();
+    }
+}

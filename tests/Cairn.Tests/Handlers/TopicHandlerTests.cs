@@ -7,18 +7,8 @@ using Cairn.Tests.Broker;
 namespace Cairn.Tests.Handlers;
 
 /// <summary>Produce, Fetch, ListOffsets, Metadata and CreateTopics handlers over real logs, called without a socket.</summary>
-public sealed class TopicHandlerTests : IAsyncLifetime
+public sealed class TopicHandlerTests : HandlerTestBase
 {
-    private HandlerFixture _f = null!;
-
-    public async Task InitializeAsync()
-    {
-        _f = await HandlerFixture.StartAsync();
-        Assert.True(_f.Logs.CreateTopic("orders", 2).Succeeded);
-    }
-
-    public async Task DisposeAsync() => await _f.DisposeAsync();
-
     private static ProduceRequest ProduceOf(string topic, int partition, byte[] batch, short acks = -1) => new()
     {
         Acks = acks, TimeoutMs = 5000,
@@ -27,7 +17,7 @@ public sealed class TopicHandlerTests : IAsyncLifetime
 
     private async Task<ProduceResponse.TopicProduceResponse.PartitionProduceResponse> ProduceAsync(string topic, int partition, int count, short acks = -1)
     {
-        var response = await HandlerFixture.CallAsync(new ProduceHandler(_f.Topics), ProduceOf(topic, partition, Batches.Build(count), acks), 9);
+        var response = await HandlerFixture.CallAsync(new ProduceHandler(F.Topics), ProduceOf(topic, partition, Batches.Build(count), acks), 9);
         return Assert.Single(Assert.Single(response!.Responses).PartitionResponses);
     }
 
@@ -46,8 +36,8 @@ public sealed class TopicHandlerTests : IAsyncLifetime
         Assert.Equal((short)ErrorCode.None, first.ErrorCode);
         Assert.Equal(0, first.BaseOffset);
         Assert.Equal(3, second.BaseOffset);
-        Assert.Equal(5, _f.Logs.GetPartition("orders", 1)!.HighWatermark);
-        Assert.Equal(0, _f.Logs.GetPartition("orders", 0)!.HighWatermark);
+        Assert.Equal(5, F.Logs.GetPartition("orders", 1)!.HighWatermark);
+        Assert.Equal(0, F.Logs.GetPartition("orders", 0)!.HighWatermark);
     }
 
     [Fact]
@@ -59,18 +49,18 @@ public sealed class TopicHandlerTests : IAsyncLifetime
         Assert.Equal((short)ErrorCode.UnknownTopicOrPartition, missing.ErrorCode);
         Assert.Equal(-1, missing.BaseOffset);
         Assert.Equal((short)ErrorCode.InvalidTopic, illegal.ErrorCode);
-        Assert.False(_f.Logs.TryGetTopic("no/such topic", out _));
+        Assert.False(F.Logs.TryGetTopic("no/such topic", out _));
     }
 
     [Fact]
     public async Task Produce_with_invalid_acks_is_refused_and_acks_0_answers_nothing()
     {
         var invalid = await ProduceAsync("orders", 0, 1, acks: 2);
-        var silent = await HandlerFixture.CallAsync(new ProduceHandler(_f.Topics), ProduceOf("orders", 0, Batches.Build(1), acks: 0), 9);
+        var silent = await HandlerFixture.CallAsync(new ProduceHandler(F.Topics), ProduceOf("orders", 0, Batches.Build(1), acks: 0), 9);
 
         Assert.Equal((short)ErrorCode.InvalidRequiredAcks, invalid.ErrorCode);
         Assert.Null(silent);
-        Assert.Equal(1, _f.Logs.GetPartition("orders", 0)!.HighWatermark); // the acks=0 batch was still written
+        Assert.Equal(1, F.Logs.GetPartition("orders", 0)!.HighWatermark); // the acks=0 batch was still written
     }
 
     [Fact]
@@ -79,7 +69,7 @@ public sealed class TopicHandlerTests : IAsyncLifetime
         var result = await ProduceAsync("fresh", 0, 1);
 
         Assert.Equal((short)ErrorCode.None, result.ErrorCode);
-        Assert.True(_f.Logs.TryGetTopic("fresh", out var topic));
+        Assert.True(F.Logs.TryGetTopic("fresh", out var topic));
         Assert.Equal(HandlerFixture.DefaultPartitions, topic.PartitionCount);
     }
 
@@ -88,7 +78,7 @@ public sealed class TopicHandlerTests : IAsyncLifetime
     {
         await ProduceAsync("orders", 0, 4);
 
-        var response = await HandlerFixture.CallAsync(new FetchHandler(_f.Topics, new FetchSessionCache()), FetchOf("orders", 0, 1), 12);
+        var response = await HandlerFixture.CallAsync(new FetchHandler(F.Topics, new FetchSessionCache()), FetchOf("orders", 0, 1), 12);
 
         var data = Assert.Single(Assert.Single(response!.Responses).Partitions);
         Assert.Equal((short)ErrorCode.None, data.ErrorCode);
@@ -102,7 +92,7 @@ public sealed class TopicHandlerTests : IAsyncLifetime
     public async Task Fetch_of_an_unknown_topic_or_out_of_range_offset_fails_that_partition()
     {
         await ProduceAsync("orders", 0, 2);
-        var handler = new FetchHandler(_f.Topics, new FetchSessionCache());
+        var handler = new FetchHandler(F.Topics, new FetchSessionCache());
 
         var unknown = await HandlerFixture.CallAsync(handler, FetchOf("missing", 0, 0), 12);
         var outOfRange = await HandlerFixture.CallAsync(handler, FetchOf("orders", 0, 100), 12);
@@ -111,7 +101,7 @@ public sealed class TopicHandlerTests : IAsyncLifetime
         Assert.Equal((short)ErrorCode.UnknownTopicOrPartition, u.ErrorCode);
         Assert.Equal(-1, u.HighWatermark);
         Assert.Equal((short)ErrorCode.OffsetOutOfRange, Assert.Single(Assert.Single(outOfRange!.Responses).Partitions).ErrorCode);
-        Assert.False(_f.Logs.TryGetTopic("missing", out _)); // fetch never creates topics
+        Assert.False(F.Logs.TryGetTopic("missing", out _)); // fetch never creates topics
     }
 
     [Fact]
@@ -121,7 +111,7 @@ public sealed class TopicHandlerTests : IAsyncLifetime
         request.SessionId = 12345;
         request.SessionEpoch = 1;
 
-        var response = await HandlerFixture.CallAsync(new FetchHandler(_f.Topics, new FetchSessionCache()), request, 12);
+        var response = await HandlerFixture.CallAsync(new FetchHandler(F.Topics, new FetchSessionCache()), request, 12);
 
         Assert.Equal((short)ErrorCode.FetchSessionIdNotFound, response!.ErrorCode);
         Assert.Empty(response.Responses);
@@ -134,7 +124,7 @@ public sealed class TopicHandlerTests : IAsyncLifetime
             ReplicaId = -1,
             Topics = [new() { Name = topic, Partitions = [new() { PartitionIndex = partition, Timestamp = timestamp }] }],
         };
-        var response = await HandlerFixture.CallAsync(new ListOffsetsHandler(_f.Topics), request, 7);
+        var response = await HandlerFixture.CallAsync(new ListOffsetsHandler(F.Topics), request, 7);
         return Assert.Single(Assert.Single(response!.Topics).Partitions);
     }
 
@@ -165,7 +155,7 @@ public sealed class TopicHandlerTests : IAsyncLifetime
     [Fact]
     public async Task Metadata_describes_this_node_and_every_topic()
     {
-        var response = await HandlerFixture.CallAsync(new MetadataHandler(_f.Cluster, _f.Topics), new MetadataRequest { Topics = null }, 12);
+        var response = await HandlerFixture.CallAsync(new MetadataHandler(F.Cluster, F.Topics), new MetadataRequest { Topics = null }, 12);
 
         var broker = Assert.Single(response!.Brokers);
         Assert.Equal((7, "broker.example", 19092), (broker.NodeId, broker.Host, broker.Port));
@@ -186,10 +176,10 @@ public sealed class TopicHandlerTests : IAsyncLifetime
             Topics = [new() { Name = "missing" }, new() { Name = "bad name" }],
         };
 
-        var response = await HandlerFixture.CallAsync(new MetadataHandler(_f.Cluster, _f.Topics), request, 12);
+        var response = await HandlerFixture.CallAsync(new MetadataHandler(F.Cluster, F.Topics), request, 12);
 
         Assert.Equal([(short)ErrorCode.UnknownTopicOrPartition, (short)ErrorCode.InvalidTopic], response!.Topics.Select(t => t.ErrorCode).ToArray());
-        Assert.False(_f.Logs.TryGetTopic("missing", out _));
+        Assert.False(F.Logs.TryGetTopic("missing", out _));
     }
 
     [Fact]
@@ -197,12 +187,12 @@ public sealed class TopicHandlerTests : IAsyncLifetime
     {
         var request = new MetadataRequest { AllowAutoTopicCreation = true, Topics = [new() { Name = "wanted" }] };
 
-        var response = await HandlerFixture.CallAsync(new MetadataHandler(_f.Cluster, _f.Topics), request, 12);
+        var response = await HandlerFixture.CallAsync(new MetadataHandler(F.Cluster, F.Topics), request, 12);
 
         var topic = Assert.Single(response!.Topics);
         Assert.Equal((short)ErrorCode.None, topic.ErrorCode);
         Assert.Equal(HandlerFixture.DefaultPartitions, topic.Partitions.Count);
-        Assert.True(_f.Logs.TryGetTopic("wanted", out _));
+        Assert.True(F.Logs.TryGetTopic("wanted", out _));
     }
 
     private static CreateTopicsRequest.CreatableTopic Creatable(string name, int partitions) =>
@@ -213,10 +203,10 @@ public sealed class TopicHandlerTests : IAsyncLifetime
     {
         var request = new CreateTopicsRequest { Topics = [Creatable("payments", 3), Creatable("defaulted", -1)] };
 
-        var response = await HandlerFixture.CallAsync(new CreateTopicsHandler(_f.Cluster, _f.Topics), request, 7);
+        var response = await HandlerFixture.CallAsync(new CreateTopicsHandler(F.Cluster, F.Topics), request, 7);
 
         Assert.All(response!.Topics, t => Assert.Equal((short)ErrorCode.None, t.ErrorCode));
-        Assert.True(_f.Logs.TryGetTopic("payments", out var payments));
+        Assert.True(F.Logs.TryGetTopic("payments", out var payments));
         Assert.Equal(3, payments.PartitionCount);
         Assert.Equal(payments.Id, response.Topics[0].TopicId);
         Assert.Equal(HandlerFixture.DefaultPartitions, response.Topics[1].NumPartitions);
@@ -230,12 +220,12 @@ public sealed class TopicHandlerTests : IAsyncLifetime
         onOtherBroker.Assignments = [new() { PartitionIndex = 0, BrokerIds = [99] }];
         var request = new CreateTopicsRequest { Topics = [Creatable("bad name", 1), Creatable("orders", 1), Creatable("twice", 1), Creatable("twice", 1), onOtherBroker] };
 
-        var response = await HandlerFixture.CallAsync(new CreateTopicsHandler(_f.Cluster, _f.Topics), request, 7);
+        var response = await HandlerFixture.CallAsync(new CreateTopicsHandler(F.Cluster, F.Topics), request, 7);
 
         Assert.Equal(
             [(short)ErrorCode.InvalidTopic, (short)ErrorCode.TopicAlreadyExists, (short)ErrorCode.None, (short)ErrorCode.InvalidRequest, (short)ErrorCode.InvalidReplicaAssignment],
             response!.Topics.Select(t => t.ErrorCode).ToArray());
-        Assert.False(_f.Logs.TryGetTopic("elsewhere", out _));
+        Assert.False(F.Logs.TryGetTopic("elsewhere", out _));
     }
 
     [Fact]
@@ -243,9 +233,9 @@ public sealed class TopicHandlerTests : IAsyncLifetime
     {
         var request = new CreateTopicsRequest { ValidateOnly = true, Topics = [Creatable("dry", 4)] };
 
-        var response = await HandlerFixture.CallAsync(new CreateTopicsHandler(_f.Cluster, _f.Topics), request, 7);
+        var response = await HandlerFixture.CallAsync(new CreateTopicsHandler(F.Cluster, F.Topics), request, 7);
 
         Assert.Equal((short)ErrorCode.None, Assert.Single(response!.Topics).ErrorCode);
-        Assert.False(_f.Logs.TryGetTopic("dry", out _));
+        Assert.False(F.Logs.TryGetTopic("dry", out _));
     }
 }
