@@ -1,42 +1,53 @@
+using System.Net.Sockets;
 using Cairn.Broker.Admin;
 using Cairn.Broker.Groups;
 using Cairn.Broker.Groups.Store;
 using Cairn.Broker.Handlers;
 using Cairn.Broker.Metrics;
 using Cairn.Broker.Network;
+using Cairn.Broker.Services;
 using Cairn.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Cairn.Broker;
 
-/// <summary>A running single-node broker: the logs, the handlers and the network listener.</summary>
+/// <summary>
+/// A running single-node broker, and its composition root: <see cref="StartAsync"/> binds the listener, opens the logs,
+/// starts the group coordinator over its store, builds the handlers over narrow views of those, and only then serves.
+/// </summary>
 public sealed class KafkaBroker : IAsyncDisposable
 {
     private readonly KafkaServer _server;
+    private readonly LogManager _logs;
+    private readonly GroupCoordinator _groups;
     private readonly ILogger _logger;
     private AdminServer? _admin;
     private LagSampler? _lagSampler;
     private readonly MetricsExport? _export;
     private volatile bool _ready;
 
-    private KafkaBroker(BrokerContext context, KafkaServer server, BrokerMetrics metrics, MetricsExport? export, ILogger logger)
+    private KafkaBroker(ClusterIdentity cluster, LogManager logs, GroupCoordinator groups, KafkaServer server, BrokerMetrics metrics, MetricsExport? export, ILogger logger)
     {
-        Context = context;
+        Cluster = cluster;
+        _logs = logs;
+        _groups = groups;
         _server = server;
         Metrics = metrics;
         _export = export;
         _logger = logger;
     }
 
-    public BrokerContext Context { get; }
+    internal ClusterIdentity Cluster { get; }
+    /// <summary>The partition logs; for tests that change topics behind the protocol's back.</summary>
+    internal LogManager Logs => _logs;
     public System.Net.IPEndPoint LocalEndPoint => _server.LocalEndPoint;
     public int ActiveConnections => _server.ActiveConnections;
     /// <summary>The broker's instruments (meter "Cairn.Broker").</summary>
-    public BrokerMetrics Metrics { get; }
+    internal BrokerMetrics Metrics { get; }
     /// <summary>Where the admin HTTP server listens (the actual port when configured with port 0); null when it is off.</summary>
     public System.Net.IPEndPoint? AdminEndPoint => _admin?.LocalEndPoint;
     /// <summary>The lag sampler behind the dashboard's charts; null when the admin server is off.</summary>
-    public LagSampler? LagSampler => _lagSampler;
+    internal LagSampler? LagSampler => _lagSampler;
 
     public static async Task<KafkaBroker> StartAsync(BrokerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
     {
@@ -51,7 +62,8 @@ public sealed class KafkaBroker : IAsyncDisposable
             throw new IOException($"cannot create data directory {dataDir}: {CreateDirectoryError(dataDir, e)}", e);
         }
         options = options with { DataDir = dataDir };
-        LogManager? logsOpened = null;
+        Socket? listener = null;
+        LogManager? logs = null;
         GroupCoordinator? coordinator = null;
         KafkaServer? server = null;
         BrokerMetrics? metrics = null;
@@ -60,77 +72,27 @@ public sealed class KafkaBroker : IAsyncDisposable
         try
         {
             // Bind first: a taken port is the likeliest start-up failure and must not wait for (or be hidden by) the logs.
-            server = new KafkaServer(options.ListenEndPoint, null!, options.MaxRequestBytes, logger);
-            if (LogConfig.TryFromBrokerProperties(options.LogSettings, out var defaults, out var configError) != Protocol.ErrorCode.None)
-                throw new ArgumentException(configError);
-            var storage = new StorageOptions
-            {
-                DataDirectory = dataDir,
-                DefaultConfig = defaults,
-                FlushOnAck = options.FlushOnAck,
-            };
-            if (options.LogSettings.TryGetValue("log.retention.check.interval.ms", out var interval))
-                storage.RetentionCheckInterval = TimeSpan.FromMilliseconds(long.Parse(interval, System.Globalization.CultureInfo.InvariantCulture));
-
-            LogManager logs;
-            try
-            {
-                logs = logsOpened = await LogManager.OpenAsync(storage, loggerFactory, cancellationToken);
-            }
-            catch (UnauthorizedAccessException e)
-            {
-                throw new IOException($"cannot write to data directory {dataDir}: permission denied", e);
-            }
-            var clusterId = LoadOrCreateClusterId(dataDir);
+            listener = KafkaServer.BindExclusive(options.ListenEndPoint);
+            var bound = (System.Net.IPEndPoint)listener.LocalEndPoint!;
+            logs = await OpenLogsAsync(options, loggerFactory, cancellationToken);
+            var cluster = new ClusterIdentity(options.NodeId, LoadOrCreateClusterId(dataDir),
+                options.AdvertisedHost ?? options.ListenHost, options.AdvertisedPort ?? bound.Port);
             var groupLogger = loggerFactory.CreateLogger("Cairn.Groups");
-            coordinator = await GroupCoordinator.StartAsync(CreateGroupStore(options, clusterId, dataDir, groupLogger), logs, options.Groups,
+            coordinator = await GroupCoordinator.StartAsync(CreateGroupStore(options, cluster.ClusterId, dataDir, groupLogger), logs, options.Groups,
                 TimeProvider.System, groupLogger, cancellationToken);
+            // The gauge reads the server once it exists; until then no connection can have been accepted.
             metrics = new BrokerMetrics(logs, new GroupMetricsSource(coordinator, logs), () => server?.ActiveConnections ?? 0, options.Admin.MaxMetricSeries);
-            export = MetricsExport.Start(metrics, options.Admin.Enabled, options.Metrics, $"{clusterId}/{options.NodeId}",
+            export = MetricsExport.Start(metrics, options.Admin.Enabled, options.Metrics, $"{cluster.ClusterId}/{options.NodeId}",
                 loggerFactory.CreateLogger("Cairn.Metrics"));
             if (options.Metrics.OtlpEndpoint is { } otlp)
                 logger.LogInformation("metrics pushed over OTLP/HTTP to {Endpoint} every {Interval}", otlp, options.Metrics.OtlpExportInterval);
-            server.Metrics = metrics;
-            var context = new BrokerContext(options, logs, clusterId,
-                options.AdvertisedHost ?? options.ListenHost, options.AdvertisedPort ?? server.LocalEndPoint.Port, loggerFactory)
-            {
-                Groups = coordinator,
-            };
-            HandlerRegistry? registry = null;
-            registry = new HandlerRegistry(
-            [
-                new ApiVersionsHandler(() => registry!),
-                new MetadataHandler(context),
-                new ProduceHandler(context),
-                new FetchHandler(context),
-                new ListOffsetsHandler(context),
-                new CreateTopicsHandler(context),
-                new DeleteTopicsHandler(context),
-                new CreatePartitionsHandler(context),
-                new DescribeConfigsHandler(context),
-                new DescribeClusterHandler(context),
-                new DeleteRecordsHandler(context),
-                new InitProducerIdHandler(context),
-                new FindCoordinatorHandler(context),
-                new JoinGroupHandler(context),
-                new SyncGroupHandler(context),
-                new HeartbeatHandler(context),
-                new LeaveGroupHandler(context),
-                new OffsetCommitHandler(context),
-                new OffsetFetchHandler(context),
-                new ListGroupsHandler(context),
-                new DescribeGroupsHandler(context),
-                new DeleteGroupsHandler(context),
-                new OffsetDeleteHandler(context),
-                new IncrementalAlterConfigsHandler(context),
-                new AlterConfigsHandler(context),
-                new DescribeLogDirsHandler(context),
-            ]);
-            server.Handlers = registry;
+            var registry = CreateHandlers(options, cluster, logs, coordinator);
+            server = new KafkaServer(listener, registry, options.MaxRequestBytes, logger, metrics);
+            listener = null; // the server owns the socket now
             server.Start();
             logger.LogInformation("Cairn {Version} listening on {Endpoint}: broker {NodeId} (cluster {ClusterId}), advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
-                Protocol.CairnVersion.Value, server.LocalEndPoint, options.NodeId, clusterId, context.AdvertisedHost, context.AdvertisedPort, dataDir, logs.Topics.Count());
-            broker = new KafkaBroker(context, server, metrics, export, logger);
+                Protocol.CairnVersion.Value, server.LocalEndPoint, options.NodeId, cluster.ClusterId, cluster.AdvertisedHost, cluster.AdvertisedPort, dataDir, logs.Topics.Count());
+            broker = new KafkaBroker(cluster, logs, coordinator, server, metrics, export, logger);
             if (options.Admin.Enabled) await broker.StartAdminAsync(options.Admin, loggerFactory, cancellationToken);
             broker._ready = true;
             return broker;
@@ -142,13 +104,74 @@ public sealed class KafkaBroker : IAsyncDisposable
         }
         catch (Exception)
         {
+            listener?.Dispose();
             if (server is not null) await server.DisposeAsync();
             if (coordinator is not null) await coordinator.DisposeAsync();
-            if (logsOpened is not null) await logsOpened.DisposeAsync();
+            if (logs is not null) await logs.DisposeAsync();
             export?.Dispose();
             metrics?.Dispose();
             throw;
         }
+    }
+
+    private static async Task<LogManager> OpenLogsAsync(BrokerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        if (LogConfig.TryFromBrokerProperties(options.LogSettings, out var defaults, out var configError) != Protocol.ErrorCode.None)
+            throw new ArgumentException(configError);
+        var storage = new StorageOptions
+        {
+            DataDirectory = options.DataDir,
+            DefaultConfig = defaults,
+            FlushOnAck = options.FlushOnAck,
+        };
+        if (options.LogSettings.TryGetValue("log.retention.check.interval.ms", out var interval))
+            storage.RetentionCheckInterval = TimeSpan.FromMilliseconds(long.Parse(interval, System.Globalization.CultureInfo.InvariantCulture));
+        try
+        {
+            return await LogManager.OpenAsync(storage, loggerFactory, cancellationToken);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new IOException($"cannot write to data directory {options.DataDir}: permission denied", e);
+        }
+    }
+
+    /// <summary>Every API this broker serves, each handler given only the views it needs.</summary>
+    private static HandlerRegistry CreateHandlers(BrokerOptions options, ClusterIdentity cluster, LogManager logs, GroupCoordinator coordinator)
+    {
+        var topics = new LogTopicCatalog(logs, options.AutoCreateTopics, options.DefaultPartitions);
+        var groups = new CoordinatorServices(coordinator);
+        var settings = new StaticBrokerConfig(options.NodeId, options.DefaultPartitions, options.AutoCreateTopics, options.MaxRequestBytes,
+            options.DataDir, options.FlushOnAck, options.LogSettings);
+        IApiHandler[] handlers =
+        [
+            new MetadataHandler(cluster, topics),
+            new ProduceHandler(topics),
+            new FetchHandler(topics, new FetchSessionCache()),
+            new ListOffsetsHandler(topics),
+            new CreateTopicsHandler(cluster, topics),
+            new DeleteTopicsHandler(topics, groups),
+            new CreatePartitionsHandler(cluster, topics),
+            new DescribeConfigsHandler(settings, topics),
+            new DescribeClusterHandler(cluster),
+            new DeleteRecordsHandler(topics),
+            new InitProducerIdHandler(new ProducerIdAllocator(options.DataDir)),
+            new FindCoordinatorHandler(cluster),
+            new JoinGroupHandler(groups),
+            new SyncGroupHandler(groups),
+            new HeartbeatHandler(groups),
+            new LeaveGroupHandler(groups),
+            new OffsetCommitHandler(groups),
+            new OffsetFetchHandler(groups),
+            new ListGroupsHandler(groups),
+            new DescribeGroupsHandler(groups),
+            new DeleteGroupsHandler(groups),
+            new OffsetDeleteHandler(groups),
+            new IncrementalAlterConfigsHandler(topics),
+            new AlterConfigsHandler(topics),
+            new DescribeLogDirsHandler(settings, topics),
+        ];
+        return new HandlerRegistry([new ApiVersionsHandler(handlers), .. handlers]);
     }
 
     /// <summary>
@@ -159,9 +182,9 @@ public sealed class KafkaBroker : IAsyncDisposable
     {
         var time = TimeProvider.System;
         var adminLogger = loggerFactory.CreateLogger("Cairn.Admin");
-        var sampler = new LagSampler(Context.Groups, Context.Logs, time, admin.LagSampleInterval, admin.LagHistory, admin.MaxMetricSeries, adminLogger);
+        var sampler = new LagSampler(_groups, _logs, time, admin.LagSampleInterval, admin.LagHistory, admin.MaxMetricSeries, adminLogger);
         var export = _export ?? throw new InvalidOperationException("the admin server needs the metrics export");
-        var api = new AdminApi(Context, new OffsetResetService(Context.Logs, Context.Groups, time), sampler, time);
+        var api = new AdminApi(Cluster, _logs, _groups, new OffsetResetService(_logs, _groups, time), sampler, time);
         try
         {
             _admin = await AdminServer.StartAsync(admin, api, export, () => _ready, () => _server.LocalEndPoint, loggerFactory, cancellationToken);
@@ -213,8 +236,8 @@ public sealed class KafkaBroker : IAsyncDisposable
         if (_lagSampler is not null) await _lagSampler.DisposeAsync();
         _export?.Dispose();
         await _server.DisposeAsync();
-        await Context.Groups.DisposeAsync();
-        await Context.Logs.DisposeAsync();
+        await _groups.DisposeAsync();
+        await _logs.DisposeAsync();
         Metrics.Dispose();
         _logger.LogInformation("logs flushed and closed");
     }

@@ -8,7 +8,7 @@ namespace Cairn.Broker.Admin;
 /// and a browser request (one with an Origin header) must come from a page of the admin server itself, so a web
 /// page elsewhere cannot make the user's browser post to a loopback admin server (cross-site requests, DNS rebinding).
 /// </summary>
-public static class AdminAccess
+internal static class AdminAccess
 {
     /// <summary>127.0.0.0/8, ::1, and IPv4 loopback mapped into IPv6 (::ffff:127.0.0.1).</summary>
     public static bool IsLoopback(IPAddress? address) =>

@@ -1,34 +1,31 @@
 using System.Globalization;
 using System.Text.Json;
+using Cairn.Admin.Model;
 using Cairn.Broker.Groups;
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Storage;
+using static Cairn.Admin.Model.AdminDocuments;
 
 namespace Cairn.Broker.Admin;
 
 /// <summary>An HTTP answer from <see cref="AdminApi"/>: a status and a JSON body.</summary>
-public sealed record AdminResult(int Status, object Body);
+internal sealed record AdminResult(int Status, object Body);
 
 /// <summary>
 /// What the admin JSON endpoints answer, independent of the HTTP host: topics, groups with lag, lag history and
 /// offset resets. Every body is a JSON object; errors are <c>{"error": "..."}</c>.
 /// </summary>
-public sealed partial class AdminApi(BrokerContext context, OffsetResetService resets, LagSampler? sampler, TimeProvider time)
+internal sealed class AdminApi(ClusterIdentity cluster, LogManager logs, GroupCoordinator groups, OffsetResetService resets, LagSampler? sampler, TimeProvider time)
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        // Served as application/json with nosniff, never embedded in HTML: keep quotes and apostrophes readable.
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
-    private LogManager Logs => context.Logs;
-    private GroupCoordinator Groups => context.Groups;
+    private LogManager Logs => logs;
+    private GroupCoordinator Groups => groups;
 
     // ------------------------------------------------------------------ broker
 
     public AdminResult Broker(System.Net.IPEndPoint kafka, DateTimeOffset startedAt) => new(200, new BrokerDto(
-        context.ClusterId, context.NodeId, $"{context.AdvertisedHost}:{context.AdvertisedPort}", kafka.ToString(),
+        cluster.ClusterId, cluster.NodeId, $"{cluster.AdvertisedHost}:{cluster.AdvertisedPort}", kafka.ToString(),
         CairnVersion.Value, startedAt, Logs.Topics.Count, Groups.ListGroups().Count,
         sampler?.Interval.TotalSeconds ?? 0));
 
@@ -53,9 +50,9 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
     // (groups' offsets are not kept in a topic).
     private TopicDto TopicSummary(TopicLog topic, IReadOnlyList<ConfigDto>? configs = null)
     {
-        int[] self = [context.NodeId];
+        int[] self = [cluster.NodeId];
         var partitions = topic.Partitions.Select(p =>
-            PartitionBody(p.Partition, context.NodeId, self, self, p.LogStartOffset, p.HighWatermark, SafeSize(p), p.SegmentCount)).ToList();
+            PartitionBody(p.Partition, cluster.NodeId, self, self, p.LogStartOffset, p.HighWatermark, SafeSize(p), p.SegmentCount)).ToList();
         return TopicBody(topic.Name, topic.TopicId, false, partitions, configs);
     }
 
@@ -108,7 +105,7 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
                 owner.MemberId, owner.ClientId, owner.ClientHost));
         }
         partitions.Sort((a, b) => a.Topic != b.Topic ? string.CompareOrdinal(a.Topic, b.Topic) : a.Partition.CompareTo(b.Partition));
-        return new(200, new GroupDto(groupId, description.State.ToString(), description.ProtocolType, description.Protocol, context.NodeId,
+        return new(200, new GroupDto(groupId, description.State.ToString(), description.ProtocolType, description.Protocol, cluster.NodeId,
             members, partitions, records, Round(seconds)));
     }
 
@@ -117,7 +114,7 @@ public sealed partial class AdminApi(BrokerContext context, OffsetResetService r
         if (assignment.Length == 0) return [];
         try
         {
-            return Assignment(ConsumerProtocol.ReadAssignment(assignment).AssignedPartitions
+            return AdminDocuments.Assignment(ConsumerProtocol.ReadAssignment(assignment).AssignedPartitions
                 .SelectMany(t => t.Partitions.Select(p => (t.Topic, p))));
         }
         catch (Protocol.Primitives.MalformedMessageException) { return null; }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Cairn.Admin.Model;
 using Cairn.Broker.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -20,7 +21,7 @@ namespace Cairn.Broker.Admin;
 /// and the JSON API under /api/v1. Isolated from ambient ASP.NET configuration (no appsettings, no ASPNETCORE_*
 /// variables, no console lifetime: the broker decides when it stops).
 /// </summary>
-public sealed class AdminServer : IAsyncDisposable
+internal sealed class AdminServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly AdminApi _api;
@@ -40,9 +41,11 @@ public sealed class AdminServer : IAsyncDisposable
         _kafkaEndPoint = kafkaEndPoint;
         _startedAt = startedAt;
         _logger = logger;
+        LocalEndPoint = options.EndPoint;
     }
 
-    public IPEndPoint LocalEndPoint { get; private set; } = null!;
+    /// <summary>Where the server listens: the configured address, with the port Kestrel picked once started (for port 0).</summary>
+    public IPEndPoint LocalEndPoint { get; private set; }
 
     /// <summary>Binds and starts serving. Throws <see cref="IOException"/> "cannot listen on HOST:PORT: reason" when the address cannot be bound.</summary>
     public static async Task<AdminServer> StartAsync(AdminOptions options, AdminApi api, MetricsExport metrics, Func<bool> ready,
@@ -213,7 +216,7 @@ public sealed class AdminServer : IAsyncDisposable
         using (body)
         {
             var result = await _api.ResetAsync(group, body.RootElement, http.RequestAborted);
-            if (result.Body is AdminApi.ResetDto { Executed: true } done)
+            if (result.Body is AdminDocuments.ResetDto { Executed: true } done)
                 _logger.LogInformation("admin: reset offsets of group {Group} ({Mode}, {Scope}) from {Remote}: {Count} partition(s)",
                     group, done.Spec, done.Scope, http.Connection.RemoteIpAddress, done.Plan.Count);
             return result;
@@ -232,7 +235,7 @@ public sealed class AdminServer : IAsyncDisposable
     {
         http.Response.StatusCode = result.Status;
         http.Response.ContentType = "application/json; charset=utf-8";
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(result.Body, result.Body.GetType(), AdminApi.Json);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(result.Body, result.Body.GetType(), AdminDocuments.Json);
         http.Response.ContentLength = bytes.Length;
         return http.Response.Body.WriteAsync(bytes, http.RequestAborted).AsTask();
     }

@@ -4,7 +4,7 @@ namespace Cairn.Broker.Admin;
 /// The dashboard at GET /: one static page with a little script that polls the JSON API (topics, groups, each
 /// group's lag history) and draws the lag charts as inline SVG. No build step, no external assets.
 /// </summary>
-public static class Dashboard
+internal static class Dashboard
 {
     public const string ContentSecurityPolicy =
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";

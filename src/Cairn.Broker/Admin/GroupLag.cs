@@ -1,9 +1,10 @@
+using Cairn.Admin.Model;
 using Cairn.Broker.Groups;
 
 namespace Cairn.Broker.Admin;
 
 /// <summary>Lag arithmetic shared by the JSON API, the metrics and the lag sampler.</summary>
-public static class GroupLag
+internal static class GroupLag
 {
     /// <summary>
     /// How old the first unconsumed record is: now minus the timestamp of the record at the committed offset;
@@ -12,11 +13,8 @@ public static class GroupLag
     public static double LagSeconds(PartitionLag lag, DateTimeOffset now) =>
         lag.Lag > 0 && lag.CommittedRecordTimestamp is { } ts ? Math.Max(0, (now - ts).TotalSeconds) : 0;
 
-    /// <summary>
-    /// Records still to consume after <paramref name="committed"/>: log end minus the committed offset, counted from the
-    /// log start when the committed offset is below it (those records are gone). The broker's lag and the command line's agree.
-    /// </summary>
-    public static long Records(long committed, long logStart, long logEnd) => Math.Max(0, logEnd - Math.Max(committed, logStart));
+    /// <summary>Records still to consume after <paramref name="committed"/>; the command line's lag uses the same <see cref="LagMath"/>.</summary>
+    public static long Records(long committed, long logStart, long logEnd) => LagMath.Records(committed, logStart, logEnd);
 
     /// <summary>A group's total lag in records and its largest lag in seconds.</summary>
     public static (long Records, double Seconds) Totals(IReadOnlyList<PartitionLag> lags, DateTimeOffset now)

@@ -5,14 +5,14 @@ using Microsoft.Extensions.Logging;
 namespace Cairn.Broker.Admin;
 
 /// <summary>One point of a group's lag history.</summary>
-public readonly record struct LagSample(DateTimeOffset Time, long LagRecords, double LagSeconds);
+internal readonly record struct LagSample(DateTimeOffset Time, long LagRecords, double LagSeconds);
 
 /// <summary>
 /// Samples every group's total lag (records, and the age of the oldest unconsumed record) at a fixed interval and
 /// keeps the last <see cref="AdminOptions.LagHistory"/> of it per group in a fixed-size ring: the dashboard's chart.
 /// At most <c>maxGroups</c> groups are tracked; a group that disappears loses its history.
 /// </summary>
-public sealed class LagSampler : IAsyncDisposable
+internal sealed class LagSampler : IAsyncDisposable
 {
     private readonly GroupCoordinator _groups;
     private readonly LogManager _logs;

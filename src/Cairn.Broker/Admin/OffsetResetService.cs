@@ -1,3 +1,4 @@
+using Cairn.Admin.Model;
 using Cairn.Broker.Groups;
 using Cairn.Protocol;
 using Cairn.Storage;
@@ -5,7 +6,7 @@ using Cairn.Storage;
 namespace Cairn.Broker.Admin;
 
 /// <summary>The outcome of executing a plan: refused (the group is active), or per-partition results.</summary>
-public sealed record OffsetResetExecution(bool Refused, string? Message, IReadOnlyList<PartitionError> Results)
+internal sealed record OffsetResetExecution(bool Refused, string? Message, IReadOnlyList<PartitionError> Results)
 {
     public bool Succeeded => !Refused && Results.All(r => r.Error == ErrorCode.None);
 }
@@ -14,7 +15,7 @@ public sealed record OffsetResetExecution(bool Refused, string? Message, IReadOn
 /// Runs <see cref="OffsetResetPlanner"/> against this broker's logs and committed offsets, and executes a plan as a
 /// standalone offset commit (generation -1, no member), only while the group has no active members.
 /// </summary>
-public sealed class OffsetResetService(LogManager logs, GroupCoordinator groups, TimeProvider time)
+internal sealed class OffsetResetService(LogManager logs, GroupCoordinator groups, TimeProvider time)
 {
     public OffsetResetPlan Plan(string groupId, OffsetResetSpec spec, OffsetResetScope? scope)
     {

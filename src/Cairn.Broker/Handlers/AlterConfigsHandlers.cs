@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -9,7 +10,7 @@ namespace Cairn.Broker.Handlers;
 /// IncrementalAlterConfigs (set, delete, append, subtract per entry) for topics. Broker configs are
 /// static here: altering them is refused with a clear message.
 /// </summary>
-public sealed class IncrementalAlterConfigsHandler(BrokerContext broker) : ApiHandler<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>
+internal sealed class IncrementalAlterConfigsHandler(ITopicCatalog topics) : ApiHandler<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>
 {
     public override VersionRange Versions => new(0, 1);
 
@@ -18,7 +19,7 @@ public sealed class IncrementalAlterConfigsHandler(BrokerContext broker) : ApiHa
         var response = new IncrementalAlterConfigsResponse();
         foreach (var r in request.Resources)
         {
-            var (error, message) = TopicConfigs.Alter(broker, r.ResourceType,
+            var (error, message) = TopicConfigs.Alter(topics, r.ResourceType,
                 logs => logs.AlterTopicConfig(r.ResourceName,
                     r.Configs.Select(c => new ConfigAlteration(c.Name, (AlterConfigOp)c.ConfigOperation, c.Value)).ToList(), request.ValidateOnly));
             response.Responses.Add(new() { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = message });
@@ -28,7 +29,7 @@ public sealed class IncrementalAlterConfigsHandler(BrokerContext broker) : ApiHa
 }
 
 /// <summary>AlterConfigs (the older API): replaces a topic's whole set of overrides.</summary>
-public sealed class AlterConfigsHandler(BrokerContext broker) : ApiHandler<AlterConfigsRequest, AlterConfigsResponse>
+internal sealed class AlterConfigsHandler(ITopicCatalog topics) : ApiHandler<AlterConfigsRequest, AlterConfigsResponse>
 {
     public override VersionRange Versions => new(0, 2);
 
@@ -37,7 +38,7 @@ public sealed class AlterConfigsHandler(BrokerContext broker) : ApiHandler<Alter
         var response = new AlterConfigsResponse();
         foreach (var r in request.Resources)
         {
-            var (error, message) = TopicConfigs.Alter(broker, r.ResourceType,
+            var (error, message) = TopicConfigs.Alter(topics, r.ResourceType,
                 logs => logs.SetTopicConfig(r.ResourceName, r.Configs.Select(c => new KeyValuePair<string, string?>(c.Name, c.Value)).ToList(), request.ValidateOnly));
             response.Responses.Add(new() { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = message });
         }
@@ -47,12 +48,12 @@ public sealed class AlterConfigsHandler(BrokerContext broker) : ApiHandler<Alter
 
 internal static class TopicConfigs
 {
-    public static (ErrorCode Error, string? Message) Alter(BrokerContext broker, sbyte resourceType, Func<LogManager, TopicOperationResult> alter)
+    public static (ErrorCode Error, string? Message) Alter(ITopicCatalog topics, sbyte resourceType, Func<ITopicCatalog, TopicOperationResult> alter)
     {
         switch (resourceType)
         {
             case DescribeConfigsHandler.TopicResource:
-                var result = alter(broker.Logs);
+                var result = alter(topics);
                 return (result.Error, result.ErrorMessage);
             case DescribeConfigsHandler.BrokerResource or DescribeConfigsHandler.BrokerLoggerResource:
                 return (ErrorCode.InvalidRequest, "broker configs are static in Cairn: set them in the properties file, environment or flags and restart");

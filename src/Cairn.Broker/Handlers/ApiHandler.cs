@@ -5,7 +5,7 @@ using Cairn.Protocol.Schema;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>Serves one Kafka API. The versions a handler declares are exactly what ApiVersions advertises.</summary>
-public interface IApiHandler
+internal interface IApiHandler
 {
     ApiKey ApiKey { get; }
     VersionRange Versions { get; }
@@ -24,7 +24,7 @@ public interface IApiHandler
 }
 
 /// <summary>Typed base: the request and response types carry the wire description; the handler only does the work.</summary>
-public abstract class ApiHandler<TRequest, TResponse> : IApiHandler
+internal abstract class ApiHandler<TRequest, TResponse> : IApiHandler
     where TRequest : class, new()
     where TResponse : class, new()
 {
@@ -34,6 +34,10 @@ public abstract class ApiHandler<TRequest, TResponse> : IApiHandler
     public abstract VersionRange Versions { get; }
 
     protected abstract ValueTask<TResponse?> HandleAsync(RequestContext context, TRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Handles an already decoded request, as the connection does after decoding: the entry point of handler tests.</summary>
+    internal ValueTask<TResponse?> HandleDecodedAsync(RequestContext context, TRequest request, CancellationToken cancellationToken) =>
+        HandleAsync(context, request, cancellationToken);
 
     async ValueTask<object?> IApiHandler.HandleAsync(RequestContext context, KafkaReader body, CancellationToken cancellationToken)
     {
@@ -53,10 +57,10 @@ public abstract class ApiHandler<TRequest, TResponse> : IApiHandler
 }
 
 /// <summary>What a handler knows about the request it serves.</summary>
-public sealed record RequestContext(RequestHeader Header, ConnectionInfo Connection)
+internal sealed record RequestContext(RequestHeader Header, ConnectionInfo Connection)
 {
     public short Version => Header.ApiVersion;
 }
 
 /// <summary>The client connection a request came on; RemoteHost is formatted as Kafka reports client hosts ("/127.0.0.1").</summary>
-public sealed record ConnectionInfo(long Id, string RemoteEndPoint, string RemoteHost);
+internal sealed record ConnectionInfo(long Id, string RemoteEndPoint, string RemoteHost);

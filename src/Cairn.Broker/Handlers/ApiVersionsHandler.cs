@@ -4,27 +4,27 @@ using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
-/// <summary>Advertises exactly the handlers that exist and the versions they declare.</summary>
-public sealed class ApiVersionsHandler(Func<HandlerRegistry> registry) : ApiHandler<ApiVersionsRequest, ApiVersionsResponse>
+/// <summary>Advertises exactly the handlers that exist (<paramref name="others"/> and itself) and the versions they declare.</summary>
+internal sealed class ApiVersionsHandler(IReadOnlyList<IApiHandler> others) : ApiHandler<ApiVersionsRequest, ApiVersionsResponse>
 {
     public override VersionRange Versions => new(0, 4);
 
     protected override ValueTask<ApiVersionsResponse?> HandleAsync(RequestContext context, ApiVersionsRequest request, CancellationToken cancellationToken)
     {
-        var response = Build(registry());
+        var response = Build(others.Append(this));
         return ValueTask.FromResult<ApiVersionsResponse?>(response);
     }
 
     public static ApiVersionsResponse UnsupportedVersionResponse(HandlerRegistry handlers)
     {
-        var response = Build(handlers);
+        var response = Build(handlers.All);
         response.ErrorCode = (short)ErrorCode.UnsupportedVersion;
         return response;
     }
 
-    private static ApiVersionsResponse Build(HandlerRegistry handlers) => new()
+    private static ApiVersionsResponse Build(IEnumerable<IApiHandler> handlers) => new()
     {
-        ApiKeys = handlers.All
+        ApiKeys = handlers
             .OrderBy(h => h.ApiKey)
             .Select(h => new ApiVersionsResponse.ApiVersion { ApiKey = (short)h.ApiKey, MinVersion = h.Versions.Min, MaxVersion = h.Versions.Max })
             .ToList(),

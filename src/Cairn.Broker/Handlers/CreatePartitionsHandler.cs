@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -5,7 +6,7 @@ using Cairn.Protocol.Schema;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>CreatePartitions: grows a topic to a new total partition count (never shrinks).</summary>
-public sealed class CreatePartitionsHandler(BrokerContext broker) : ApiHandler<CreatePartitionsRequest, CreatePartitionsResponse>
+internal sealed class CreatePartitionsHandler(ClusterIdentity cluster, ITopicCatalog topics) : ApiHandler<CreatePartitionsRequest, CreatePartitionsResponse>
 {
     public override VersionRange Versions => new(0, 3);
 
@@ -16,7 +17,7 @@ public sealed class CreatePartitionsHandler(BrokerContext broker) : ApiHandler<C
         {
             var result = new CreatePartitionsResponse.CreatePartitionsTopicResult { Name = t.Name };
             response.Results.Add(result);
-            if (!broker.Logs.TryGetTopic(t.Name, out var topic))
+            if (!topics.TryGetTopic(t.Name, out var topic))
             {
                 (result.ErrorCode, result.ErrorMessage) = ((short)ErrorCode.UnknownTopicOrPartition, $"The topic '{t.Name}' does not exist.");
                 continue;
@@ -33,13 +34,13 @@ public sealed class CreatePartitionsHandler(BrokerContext broker) : ApiHandler<C
                 continue;
             }
             if (t.Assignments is { } assignments &&
-                (assignments.Count != t.Count - current || assignments.Any(a => a.BrokerIds.Count != 1 || a.BrokerIds[0] != broker.NodeId)))
+                (assignments.Count != t.Count - current || assignments.Any(a => a.BrokerIds.Count != 1 || a.BrokerIds[0] != cluster.NodeId)))
             {
-                (result.ErrorCode, result.ErrorMessage) = ((short)ErrorCode.InvalidReplicaAssignment, $"Assignments must name one replica, broker {broker.NodeId}, for each new partition.");
+                (result.ErrorCode, result.ErrorMessage) = ((short)ErrorCode.InvalidReplicaAssignment, $"Assignments must name one replica, broker {cluster.NodeId}, for each new partition.");
                 continue;
             }
             if (request.ValidateOnly) continue;
-            var added = broker.Logs.AddPartitions(t.Name, t.Count);
+            var added = topics.AddPartitions(t.Name, t.Count);
             result.ErrorCode = (short)added.Error;
             result.ErrorMessage = added.ErrorMessage;
         }

@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -6,7 +7,7 @@ using Cairn.Storage;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>CreateTopics with partition counts, replica assignments (single node: only this node) and topic configs.</summary>
-public sealed class CreateTopicsHandler(BrokerContext broker) : ApiHandler<CreateTopicsRequest, CreateTopicsResponse>
+internal sealed class CreateTopicsHandler(ClusterIdentity cluster, ITopicCatalog topics) : ApiHandler<CreateTopicsRequest, CreateTopicsResponse>
 {
     public override VersionRange Versions => new(0, 7);
 
@@ -30,11 +31,11 @@ public sealed class CreateTopicsHandler(BrokerContext broker) : ApiHandler<Creat
             TopicOperationResult created;
             if (request.ValidateOnly)
             {
-                created = broker.Logs.ValidateCreateTopic(t.Name, partitions, configs);
+                created = topics.ValidateCreateTopic(t.Name, partitions, configs);
             }
             else
             {
-                created = broker.Logs.CreateTopic(t.Name, partitions, configs);
+                created = topics.CreateTopic(t.Name, partitions, configs);
             }
             if (!created.Succeeded) { Fail(result, created.Error, created.ErrorMessage); continue; }
 
@@ -64,11 +65,11 @@ public sealed class CreateTopicsHandler(BrokerContext broker) : ApiHandler<Creat
             if (!indexes.SequenceEqual(Enumerable.Range(0, indexes.Count)))
                 return (ErrorCode.InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence", 0);
             foreach (var a in t.Assignments)
-                if (a.BrokerIds.Count != 1 || a.BrokerIds[0] != broker.NodeId)
-                    return (ErrorCode.InvalidReplicaAssignment, $"Replica assignment {string.Join(",", a.BrokerIds)} names brokers other than the only broker {broker.NodeId}", 0);
+                if (a.BrokerIds.Count != 1 || a.BrokerIds[0] != cluster.NodeId)
+                    return (ErrorCode.InvalidReplicaAssignment, $"Replica assignment {string.Join(",", a.BrokerIds)} names brokers other than the only broker {cluster.NodeId}", 0);
             return (ErrorCode.None, null, t.Assignments.Count);
         }
-        int partitions = t.NumPartitions == -1 ? broker.Options.DefaultPartitions : t.NumPartitions;
+        int partitions = t.NumPartitions == -1 ? topics.DefaultPartitions : t.NumPartitions;
         if (partitions <= 0) return (ErrorCode.InvalidPartitions, "Number of partitions must be larger than 0.", 0);
         if (t.ReplicationFactor is not (-1 or 1) )
         {

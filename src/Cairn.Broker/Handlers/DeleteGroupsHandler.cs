@@ -1,10 +1,11 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>DeleteGroups: only empty groups (NON_EMPTY_GROUP otherwise); their committed offsets go with them.</summary>
-public sealed class DeleteGroupsHandler(BrokerContext broker) : ApiHandler<DeleteGroupsRequest, DeleteGroupsResponse>
+internal sealed class DeleteGroupsHandler(IGroupCoordinator groups) : ApiHandler<DeleteGroupsRequest, DeleteGroupsResponse>
 {
     public override VersionRange Versions => new(0, 2);
 
@@ -12,7 +13,7 @@ public sealed class DeleteGroupsHandler(BrokerContext broker) : ApiHandler<Delet
     {
         var response = new DeleteGroupsResponse();
         foreach (var id in request.GroupsNames)
-            response.Results.Add(new() { GroupId = id, ErrorCode = (short)await broker.Groups.DeleteGroupAsync(id, cancellationToken) });
+            response.Results.Add(new() { GroupId = id, ErrorCode = (short)await groups.DeleteGroupAsync(id, cancellationToken) });
         return response;
     }
 }

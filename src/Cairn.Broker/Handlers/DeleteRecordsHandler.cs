@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -5,7 +6,7 @@ using Cairn.Protocol.Schema;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>DeleteRecords: moves each partition's log start offset forward (-1 means up to the high-water mark).</summary>
-public sealed class DeleteRecordsHandler(BrokerContext broker) : ApiHandler<DeleteRecordsRequest, DeleteRecordsResponse>
+internal sealed class DeleteRecordsHandler(ITopicCatalog topics) : ApiHandler<DeleteRecordsRequest, DeleteRecordsResponse>
 {
     public override VersionRange Versions => new(0, 2);
 
@@ -16,7 +17,7 @@ public sealed class DeleteRecordsHandler(BrokerContext broker) : ApiHandler<Dele
         {
             var topicResult = new DeleteRecordsResponse.DeleteRecordsTopicResult { Name = t.Name };
             response.Topics.Add(topicResult);
-            broker.Logs.TryGetTopic(t.Name, out var topic);
+            topics.TryGetTopic(t.Name, out var topic);
             foreach (var p in t.Partitions)
             {
                 var result = new DeleteRecordsResponse.DeleteRecordsTopicResult.DeleteRecordsPartitionResult { PartitionIndex = p.PartitionIndex, LowWatermark = -1 };

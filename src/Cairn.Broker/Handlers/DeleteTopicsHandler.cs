@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -5,7 +6,7 @@ using Cairn.Protocol.Schema;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>DeleteTopics by name (all versions) or by topic id (v6+).</summary>
-public sealed class DeleteTopicsHandler(BrokerContext broker) : ApiHandler<DeleteTopicsRequest, DeleteTopicsResponse>
+internal sealed class DeleteTopicsHandler(ITopicCatalog topics, ICommittedOffsets offsets) : ApiHandler<DeleteTopicsRequest, DeleteTopicsResponse>
 {
     public override VersionRange Versions => new(0, 6);
 
@@ -22,10 +23,10 @@ public sealed class DeleteTopicsHandler(BrokerContext broker) : ApiHandler<Delet
             string? resolved = name;
             if (string.IsNullOrEmpty(name))
             {
-                if (broker.Logs.TryGetTopic(id, out var byId)) resolved = byId.Name;
+                if (topics.TryGetTopic(id, out var byId)) resolved = byId.Name;
                 else { result.ErrorCode = (short)ErrorCode.UnknownTopicId; continue; }
             }
-            if (!broker.Logs.TryGetTopic(resolved!, out var topic))
+            if (!topics.TryGetTopic(resolved!, out var topic))
             {
                 result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                 result.ErrorMessage = "This server does not host this topic-partition.";
@@ -33,11 +34,11 @@ public sealed class DeleteTopicsHandler(BrokerContext broker) : ApiHandler<Delet
             }
             result.Name = topic.Name;
             result.TopicId = topic.Id;
-            var deleted = broker.Logs.DeleteTopic(topic.Name);
+            var deleted = topics.DeleteTopic(topic.Name);
             result.ErrorCode = (short)deleted.Error;
             result.ErrorMessage = deleted.ErrorMessage;
             // Committed offsets of a deleted topic go too, as in Kafka.
-            if (deleted.Succeeded) await broker.Groups.OnTopicDeletedAsync(topic.Name, cancellationToken);
+            if (deleted.Succeeded) await offsets.OnTopicDeletedAsync(topic.Name, cancellationToken);
         }
         return response;
     }

@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -5,7 +6,7 @@ using Cairn.Protocol.Schema;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>DescribeCluster: one broker, which is also the controller.</summary>
-public sealed class DescribeClusterHandler(BrokerContext broker) : ApiHandler<DescribeClusterRequest, DescribeClusterResponse>
+internal sealed class DescribeClusterHandler(ClusterIdentity cluster) : ApiHandler<DescribeClusterRequest, DescribeClusterResponse>
 {
     private const sbyte BrokerEndpoint = 1;
 
@@ -13,14 +14,14 @@ public sealed class DescribeClusterHandler(BrokerContext broker) : ApiHandler<De
 
     protected override ValueTask<DescribeClusterResponse?> HandleAsync(RequestContext context, DescribeClusterRequest request, CancellationToken cancellationToken)
     {
-        var response = new DescribeClusterResponse { ClusterId = broker.ClusterId, ControllerId = broker.NodeId, EndpointType = request.EndpointType };
+        var response = new DescribeClusterResponse { ClusterId = cluster.ClusterId, ControllerId = cluster.NodeId, EndpointType = request.EndpointType };
         if (request.EndpointType != BrokerEndpoint)
         {
             response.ErrorCode = (short)ErrorCode.UnsupportedEndpointType;
             response.ErrorMessage = $"endpoint type {request.EndpointType} is not served; use brokers (1)";
             return ValueTask.FromResult<DescribeClusterResponse?>(response);
         }
-        response.Brokers.Add(new() { BrokerId = broker.NodeId, Host = broker.AdvertisedHost, Port = broker.AdvertisedPort });
+        response.Brokers.Add(new() { BrokerId = cluster.NodeId, Host = cluster.AdvertisedHost, Port = cluster.AdvertisedPort });
         return ValueTask.FromResult<DescribeClusterResponse?>(response);
     }
 }

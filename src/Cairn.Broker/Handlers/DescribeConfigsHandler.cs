@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -6,7 +7,7 @@ using Cairn.Storage;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>DescribeConfigs for topics (every effective config with its source) and for this broker.</summary>
-public sealed class DescribeConfigsHandler(BrokerContext broker) : ApiHandler<DescribeConfigsRequest, DescribeConfigsResponse>
+internal sealed class DescribeConfigsHandler(StaticBrokerConfig settings, ITopicCatalog topics) : ApiHandler<DescribeConfigsRequest, DescribeConfigsResponse>
 {
     public const sbyte TopicResource = 2, BrokerResource = 4, BrokerLoggerResource = 8;
 
@@ -25,17 +26,17 @@ public sealed class DescribeConfigsHandler(BrokerContext broker) : ApiHandler<De
             IReadOnlyList<ConfigEntry> entries;
             switch (resource.ResourceType)
             {
-                case TopicResource when broker.Logs.TryGetTopic(resource.ResourceName, out var topic):
+                case TopicResource when topics.TryGetTopic(resource.ResourceName, out var topic):
                     entries = topic.DescribeConfigs();
                     break;
                 case TopicResource:
                     (result.ErrorCode, result.ErrorMessage) = ((short)ErrorCode.UnknownTopicOrPartition, $"Topic {resource.ResourceName} does not exist");
                     continue;
-                case BrokerResource when resource.ResourceName == "" || resource.ResourceName == broker.NodeId.ToString():
+                case BrokerResource when resource.ResourceName == "" || resource.ResourceName == settings.NodeId.ToString():
                     entries = BrokerEntries();
                     break;
                 case BrokerResource:
-                    (result.ErrorCode, result.ErrorMessage) = ((short)ErrorCode.InvalidRequest, $"Broker {resource.ResourceName} is not this broker ({broker.NodeId})");
+                    (result.ErrorCode, result.ErrorMessage) = ((short)ErrorCode.InvalidRequest, $"Broker {resource.ResourceName} is not this broker ({settings.NodeId})");
                     continue;
                 default:
                     (result.ErrorCode, result.ErrorMessage) = ((short)ErrorCode.InvalidRequest, $"Unsupported resource type {resource.ResourceType}");
@@ -65,7 +66,7 @@ public sealed class DescribeConfigsHandler(BrokerContext broker) : ApiHandler<De
 
     private IReadOnlyList<ConfigEntry> BrokerEntries()
     {
-        var o = broker.Options;
+        var o = settings;
         var list = new List<ConfigEntry>
         {
             new("broker.id", o.NodeId.ToString(), ConfigSource.StaticBrokerConfig, ConfigType.Int, ReadOnly: true),

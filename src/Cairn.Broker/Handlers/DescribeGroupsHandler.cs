@@ -1,10 +1,11 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>DescribeGroups: state, protocol and members with their metadata and assignment. Unknown groups read as Dead.</summary>
-public sealed class DescribeGroupsHandler(BrokerContext broker) : ApiHandler<DescribeGroupsRequest, DescribeGroupsResponse>
+internal sealed class DescribeGroupsHandler(IGroupCoordinator groups) : ApiHandler<DescribeGroupsRequest, DescribeGroupsResponse>
 {
     private const int AllGroupOperations = 0b0001_0000_1000_1000; // read, delete, describe
 
@@ -15,7 +16,7 @@ public sealed class DescribeGroupsHandler(BrokerContext broker) : ApiHandler<Des
         var response = new DescribeGroupsResponse();
         foreach (var id in request.Groups)
         {
-            var g = broker.Groups.DescribeGroup(id);
+            var g = groups.DescribeGroup(id);
             response.Groups.Add(new()
             {
                 GroupId = g.GroupId,

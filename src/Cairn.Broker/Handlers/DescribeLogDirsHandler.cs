@@ -1,19 +1,20 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>DescribeLogDirs: the one data directory with each partition's size on disk (null topics: all).</summary>
-public sealed class DescribeLogDirsHandler(BrokerContext broker) : ApiHandler<DescribeLogDirsRequest, DescribeLogDirsResponse>
+internal sealed class DescribeLogDirsHandler(StaticBrokerConfig settings, ITopicCatalog topics) : ApiHandler<DescribeLogDirsRequest, DescribeLogDirsResponse>
 {
     public override VersionRange Versions => new(0, 4);
 
     protected override ValueTask<DescribeLogDirsResponse?> HandleAsync(RequestContext context, DescribeLogDirsRequest request, CancellationToken cancellationToken)
     {
-        var dir = new DescribeLogDirsResponse.DescribeLogDirsResult { LogDir = broker.Options.DataDir };
+        var dir = new DescribeLogDirsResponse.DescribeLogDirsResult { LogDir = settings.DataDir };
         try
         {
-            var drive = new DriveInfo(broker.Options.DataDir);
+            var drive = new DriveInfo(settings.DataDir);
             (dir.TotalBytes, dir.UsableBytes) = (drive.TotalSize, drive.AvailableFreeSpace);
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
@@ -21,7 +22,7 @@ public sealed class DescribeLogDirsHandler(BrokerContext broker) : ApiHandler<De
             // Sizes of the file system are optional; the partitions are what matter.
         }
         var wanted = request.Topics?.ToDictionary(t => t.Topic, t => t.Partitions.ToHashSet());
-        foreach (var topic in broker.Logs.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
+        foreach (var topic in topics.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
         {
             HashSet<int>? partitions = null;
             if (wanted is not null && !wanted.TryGetValue(topic.Name, out partitions)) continue;

@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Records;
@@ -12,7 +13,7 @@ namespace Cairn.Broker.Handlers;
 /// long-polls until min_bytes arrive or max_wait_ms passes — woken by appends, never by polling — and
 /// keeps KIP-227 fetch sessions so incremental requests only carry what changed.
 /// </summary>
-public sealed class FetchHandler(BrokerContext broker) : ApiHandler<FetchRequest, FetchResponse>
+internal sealed class FetchHandler(ITopicCatalog topics, FetchSessionCache fetchSessions) : ApiHandler<FetchRequest, FetchResponse>
 {
     private const sbyte ReadCommitted = 1;
 
@@ -38,7 +39,7 @@ public sealed class FetchHandler(BrokerContext broker) : ApiHandler<FetchRequest
         bool incremental = false;
         if (version >= 7)
         {
-            var sessions = broker.FetchSessions;
+            var sessions = fetchSessions;
             switch (request.SessionEpoch)
             {
                 case FetchSessionCache.FinalEpoch:
@@ -159,11 +160,11 @@ public sealed class FetchHandler(BrokerContext broker) : ApiHandler<FetchRequest
     {
         if (version >= 13)
         {
-            return broker.Logs.TryGetTopic(id, out var byId)
+            return topics.TryGetTopic(id, out var byId)
                 ? (byId.Name, byId.Id, byId, ErrorCode.None)
                 : (null, id, null, ErrorCode.UnknownTopicId);
         }
-        return broker.Logs.TryGetTopic(name, out var topic)
+        return topics.TryGetTopic(name, out var topic)
             ? (topic.Name, topic.Id, topic, ErrorCode.None)
             : (name, Guid.Empty, null, ErrorCode.UnknownTopicOrPartition);
     }

@@ -1,10 +1,11 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>FindCoordinator: this broker coordinates every group; v4+ asks for several keys at once.</summary>
-public sealed class FindCoordinatorHandler(BrokerContext broker) : ApiHandler<FindCoordinatorRequest, FindCoordinatorResponse>
+internal sealed class FindCoordinatorHandler(ClusterIdentity cluster) : ApiHandler<FindCoordinatorRequest, FindCoordinatorResponse>
 {
     public override VersionRange Versions => new(0, 6);
 
@@ -14,11 +15,11 @@ public sealed class FindCoordinatorHandler(BrokerContext broker) : ApiHandler<Fi
         if (context.Version >= 4)
         {
             foreach (var key in request.CoordinatorKeys)
-                response.Coordinators.Add(new() { Key = key, NodeId = broker.NodeId, Host = broker.AdvertisedHost, Port = broker.AdvertisedPort, ErrorMessage = null });
+                response.Coordinators.Add(new() { Key = key, NodeId = cluster.NodeId, Host = cluster.AdvertisedHost, Port = cluster.AdvertisedPort, ErrorMessage = null });
         }
         else
         {
-            (response.NodeId, response.Host, response.Port) = (broker.NodeId, broker.AdvertisedHost, broker.AdvertisedPort);
+            (response.NodeId, response.Host, response.Port) = (cluster.NodeId, cluster.AdvertisedHost, cluster.AdvertisedPort);
         }
         return ValueTask.FromResult<FindCoordinatorResponse?>(response);
     }

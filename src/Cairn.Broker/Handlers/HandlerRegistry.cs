@@ -4,7 +4,7 @@ using Cairn.Protocol.Schema;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>Dispatch table indexed by API key. Checks at start-up that each handler's versions exist in the message declarations.</summary>
-public sealed class HandlerRegistry
+internal sealed class HandlerRegistry
 {
     private readonly IApiHandler?[] _byKey = new IApiHandler?[128];
 

@@ -8,7 +8,7 @@ namespace Cairn.Broker.Handlers;
 /// InitProducerId for idempotent producers: a fresh id with epoch 0, or (v3+, KIP-360) the same id with
 /// the next epoch when the producer presents its current one. Transactions are not offered.
 /// </summary>
-public sealed class InitProducerIdHandler(BrokerContext broker) : ApiHandler<InitProducerIdRequest, InitProducerIdResponse>
+internal sealed class InitProducerIdHandler(ProducerIdAllocator producerIds) : ApiHandler<InitProducerIdRequest, InitProducerIdResponse>
 {
     public override VersionRange Versions => new(0, 5);
 
@@ -27,7 +27,7 @@ public sealed class InitProducerIdHandler(BrokerContext broker) : ApiHandler<Ini
         }
         else
         {
-            response.ProducerId = broker.ProducerIds.Allocate();
+            response.ProducerId = producerIds.Allocate();
             response.ProducerEpoch = 0;
         }
         return ValueTask.FromResult<InitProducerIdResponse?>(response);

@@ -1,17 +1,18 @@
 using Cairn.Broker.Groups;
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>JoinGroup: parks the member until the rebalance completes; v4+ first answers MEMBER_ID_REQUIRED.</summary>
-public sealed class JoinGroupHandler(BrokerContext broker) : ApiHandler<JoinGroupRequest, JoinGroupResponse>
+internal sealed class JoinGroupHandler(IGroupCoordinator groups) : ApiHandler<JoinGroupRequest, JoinGroupResponse>
 {
     public override VersionRange Versions => new(0, 9);
 
     protected override async ValueTask<JoinGroupResponse?> HandleAsync(RequestContext context, JoinGroupRequest request, CancellationToken cancellationToken)
     {
-        var result = await broker.Groups.JoinGroupAsync(new JoinGroupRequestData(
+        var result = await groups.JoinGroupAsync(new JoinGroupRequestData(
             request.GroupId, request.MemberId, request.GroupInstanceId, request.ProtocolType,
             request.Protocols.Select(p => new MemberProtocol(p.Name, p.Metadata)).ToList(),
             request.SessionTimeoutMs,

@@ -1,10 +1,11 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>LeaveGroup: one member (v0-2) or a batch of members, static ones by instance id (v3+).</summary>
-public sealed class LeaveGroupHandler(BrokerContext broker) : ApiHandler<LeaveGroupRequest, LeaveGroupResponse>
+internal sealed class LeaveGroupHandler(IGroupCoordinator groups) : ApiHandler<LeaveGroupRequest, LeaveGroupResponse>
 {
     public override VersionRange Versions => new(0, 5);
 
@@ -13,7 +14,7 @@ public sealed class LeaveGroupHandler(BrokerContext broker) : ApiHandler<LeaveGr
         var leaving = context.Version >= 3
             ? request.Members.Select(m => (m.MemberId, m.GroupInstanceId)).ToList()
             : [(request.MemberId, (string?)null)];
-        var (error, members) = await broker.Groups.LeaveGroupAsync(request.GroupId, leaving);
+        var (error, members) = await groups.LeaveGroupAsync(request.GroupId, leaving);
         var response = new LeaveGroupResponse { ErrorCode = (short)error };
         if (context.Version >= 3)
         {

@@ -1,10 +1,11 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>ListGroups, optionally filtered by state (v4+) and type (v5+: every group here is "classic").</summary>
-public sealed class ListGroupsHandler(BrokerContext broker) : ApiHandler<ListGroupsRequest, ListGroupsResponse>
+internal sealed class ListGroupsHandler(IGroupCoordinator groups) : ApiHandler<ListGroupsRequest, ListGroupsResponse>
 {
     private const string ClassicType = "classic";
 
@@ -15,7 +16,7 @@ public sealed class ListGroupsHandler(BrokerContext broker) : ApiHandler<ListGro
         var response = new ListGroupsResponse();
         bool typeWanted = request.TypesFilter.Count == 0 || request.TypesFilter.Any(t => t.Equals(ClassicType, StringComparison.OrdinalIgnoreCase));
         if (!typeWanted) return ValueTask.FromResult<ListGroupsResponse?>(response);
-        foreach (var g in broker.Groups.ListGroups())
+        foreach (var g in groups.ListGroups())
         {
             var state = g.State.ToString();
             if (request.StatesFilter.Count > 0 && !request.StatesFilter.Any(s => s.Equals(state, StringComparison.OrdinalIgnoreCase))) continue;

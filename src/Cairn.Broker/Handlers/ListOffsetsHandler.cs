@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -5,7 +6,7 @@ using Cairn.Protocol.Schema;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>ListOffsets: earliest, latest, max timestamp, or the first offset at or after a timestamp (via the time index).</summary>
-public sealed class ListOffsetsHandler(BrokerContext broker) : ApiHandler<ListOffsetsRequest, ListOffsetsResponse>
+internal sealed class ListOffsetsHandler(ITopicCatalog topics) : ApiHandler<ListOffsetsRequest, ListOffsetsResponse>
 {
     private const long Latest = -1, Earliest = -2, MaxTimestamp = -3, EarliestLocal = -4, LatestTiered = -5;
 
@@ -18,7 +19,7 @@ public sealed class ListOffsetsHandler(BrokerContext broker) : ApiHandler<ListOf
         {
             var topicResponse = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
             response.Topics.Add(topicResponse);
-            broker.Logs.TryGetTopic(t.Name, out var topic);
+            topics.TryGetTopic(t.Name, out var topic);
             foreach (var p in t.Partitions)
             {
                 var result = new ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResponse

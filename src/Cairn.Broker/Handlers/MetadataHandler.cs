@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -6,7 +7,7 @@ using Cairn.Storage;
 namespace Cairn.Broker.Handlers;
 
 /// <summary>Metadata: this broker is the only node, leader of every partition and the controller.</summary>
-public sealed class MetadataHandler(BrokerContext broker) : ApiHandler<MetadataRequest, MetadataResponse>
+internal sealed class MetadataHandler(ClusterIdentity cluster, ITopicCatalog topics) : ApiHandler<MetadataRequest, MetadataResponse>
 {
     private const int AllTopicOperations = 0b1111_1111_1000; // read, write, create, delete, alter, describe, cluster_action, describe_configs, alter_configs
 
@@ -17,9 +18,9 @@ public sealed class MetadataHandler(BrokerContext broker) : ApiHandler<MetadataR
         short version = context.Version;
         var response = new MetadataResponse
         {
-            Brokers = [new() { NodeId = broker.NodeId, Host = broker.AdvertisedHost, Port = broker.AdvertisedPort }],
-            ClusterId = broker.ClusterId,
-            ControllerId = broker.NodeId,
+            Brokers = [new() { NodeId = cluster.NodeId, Host = cluster.AdvertisedHost, Port = cluster.AdvertisedPort }],
+            ClusterId = cluster.ClusterId,
+            ControllerId = cluster.NodeId,
         };
         // Before v4 the request has no auto-create flag: the broker setting decides (old clients rely on it).
         bool autoCreate = version < 4 || request.AllowAutoTopicCreation;
@@ -27,7 +28,7 @@ public sealed class MetadataHandler(BrokerContext broker) : ApiHandler<MetadataR
         bool allTopics = request.Topics is null || (version == 0 && request.Topics.Count == 0);
         if (allTopics)
         {
-            foreach (var topic in broker.Logs.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
+            foreach (var topic in topics.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
                 response.Topics.Add(Describe(topic, request.IncludeTopicAuthorizedOperations));
             return ValueTask.FromResult<MetadataResponse?>(response);
         }
@@ -35,12 +36,12 @@ public sealed class MetadataHandler(BrokerContext broker) : ApiHandler<MetadataR
         {
             if (wanted.Name is null or "" && wanted.TopicId != Guid.Empty)
             {
-                response.Topics.Add(broker.Logs.TryGetTopic(wanted.TopicId, out var byId)
+                response.Topics.Add(topics.TryGetTopic(wanted.TopicId, out var byId)
                     ? Describe(byId, request.IncludeTopicAuthorizedOperations)
                     : new() { Name = null!, TopicId = wanted.TopicId, ErrorCode = (short)ErrorCode.UnknownTopicId });
                 continue;
             }
-            var (topic, error) = broker.GetOrAutoCreateTopic(wanted.Name ?? "", autoCreate);
+            var (topic, error) = topics.GetOrAutoCreateTopic(wanted.Name ?? "", autoCreate);
             response.Topics.Add(topic is not null
                 ? Describe(topic, request.IncludeTopicAuthorizedOperations)
                 : new() { Name = wanted.Name ?? "", ErrorCode = (short)error });
@@ -61,10 +62,10 @@ public sealed class MetadataHandler(BrokerContext broker) : ApiHandler<MetadataR
             result.Partitions.Add(new()
             {
                 PartitionIndex = p,
-                LeaderId = broker.NodeId,
+                LeaderId = cluster.NodeId,
                 LeaderEpoch = 0,
-                ReplicaNodes = [broker.NodeId],
-                IsrNodes = [broker.NodeId],
+                ReplicaNodes = [cluster.NodeId],
+                IsrNodes = [cluster.NodeId],
             });
         }
         return result;

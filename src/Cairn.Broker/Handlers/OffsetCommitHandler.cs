@@ -1,11 +1,12 @@
 using Cairn.Broker.Groups;
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>OffsetCommit: acknowledged only once the offsets are durable in the group store.</summary>
-public sealed class OffsetCommitHandler(BrokerContext broker) : ApiHandler<OffsetCommitRequest, OffsetCommitResponse>
+internal sealed class OffsetCommitHandler(ICommittedOffsets offsets) : ApiHandler<OffsetCommitRequest, OffsetCommitResponse>
 {
     public override VersionRange Versions => new(0, 9);
 
@@ -17,7 +18,7 @@ public sealed class OffsetCommitHandler(BrokerContext broker) : ApiHandler<Offse
                 entries.Add(new OffsetCommitEntry(t.Name, p.PartitionIndex, p.CommittedOffset, p.CommittedLeaderEpoch, p.CommittedMetadata));
         // v0 has neither generation nor member: a standalone commit.
         int generation = context.Version >= 1 ? request.GenerationIdOrMemberEpoch : -1;
-        var results = await broker.Groups.CommitOffsetsAsync(request.GroupId, generation, request.MemberId, request.GroupInstanceId, entries, cancellationToken);
+        var results = await offsets.CommitOffsetsAsync(request.GroupId, generation, request.MemberId, request.GroupInstanceId, entries, cancellationToken);
 
         var response = new OffsetCommitResponse();
         int i = 0;

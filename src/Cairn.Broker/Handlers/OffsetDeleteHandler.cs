@@ -1,17 +1,18 @@
+using Cairn.Broker.Services;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>OffsetDelete (KIP-496): removes committed offsets of topics the group's active members do not subscribe to.</summary>
-public sealed class OffsetDeleteHandler(BrokerContext broker) : ApiHandler<OffsetDeleteRequest, OffsetDeleteResponse>
+internal sealed class OffsetDeleteHandler(ICommittedOffsets offsets) : ApiHandler<OffsetDeleteRequest, OffsetDeleteResponse>
 {
     public override VersionRange Versions => new(0, 0);
 
     protected override async ValueTask<OffsetDeleteResponse?> HandleAsync(RequestContext context, OffsetDeleteRequest request, CancellationToken cancellationToken)
     {
         var partitions = request.Topics.SelectMany(t => t.Partitions.Select(p => (t.Name, p.PartitionIndex))).ToList();
-        var (error, results) = await broker.Groups.DeleteOffsetsAsync(request.GroupId, partitions, cancellationToken);
+        var (error, results) = await offsets.DeleteOffsetsAsync(request.GroupId, partitions, cancellationToken);
         var response = new OffsetDeleteResponse { ErrorCode = (short)error };
         if (error != 0) return response;
         var byPartition = results.ToDictionary(r => (r.Topic, r.Partition), r => r.Error);

@@ -1,4 +1,5 @@
 using Cairn.Broker.Groups;
+using Cairn.Broker.Services;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
@@ -9,7 +10,7 @@ namespace Cairn.Broker.Handlers;
 /// OffsetFetch: named partitions or all of a group's (null topics), one group (v0-7) or several (v8+).
 /// Nothing committed, or an unknown group, answers offset -1 with no error, as Kafka does.
 /// </summary>
-public sealed class OffsetFetchHandler(BrokerContext broker) : ApiHandler<OffsetFetchRequest, OffsetFetchResponse>
+internal sealed class OffsetFetchHandler(ICommittedOffsets offsets) : ApiHandler<OffsetFetchRequest, OffsetFetchResponse>
 {
     public override VersionRange Versions => new(0, 9);
 
@@ -59,12 +60,12 @@ public sealed class OffsetFetchHandler(BrokerContext broker) : ApiHandler<Offset
     {
         if (wanted is null)
         {
-            return broker.Groups.FetchOffsets(groupId, null)
+            return offsets.FetchOffsets(groupId, null)
                 .GroupBy(c => c.Topic)
                 .Select(g => (g.Key, g.Select(c => new Fetched(c.Partition, c.Offset, c.LeaderEpoch, c.Metadata ?? "", ErrorCode.None)).ToList()));
         }
         var keys = wanted.SelectMany(t => t.Partitions.Select(p => (t.Name, p))).ToList();
-        var found = broker.Groups.FetchOffsets(groupId, keys).ToDictionary(c => (c.Topic, c.Partition));
+        var found = offsets.FetchOffsets(groupId, keys).ToDictionary(c => (c.Topic, c.Partition));
         return wanted.Select(t => (t.Name, t.Partitions.Select(p => found.TryGetValue((t.Name, p), out var c)
             ? new Fetched(p, c.Offset, c.LeaderEpoch, c.Metadata ?? "", ErrorCode.None)
             : new Fetched(p, -1, -1, "", ErrorCode.None)).ToList()));

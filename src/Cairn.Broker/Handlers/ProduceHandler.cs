@@ -1,3 +1,4 @@
+using Cairn.Broker.Services;
 using System.Runtime.InteropServices;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
@@ -10,7 +11,7 @@ namespace Cairn.Broker.Handlers;
 /// Produce: each partition's batches are appended as they arrived (only the base offset is written
 /// into them). With acks=-1 and log.flush.on.ack, the append returns only after the fsync that covers it.
 /// </summary>
-public sealed class ProduceHandler(BrokerContext broker) : ApiHandler<ProduceRequest, ProduceResponse>
+internal sealed class ProduceHandler(ITopicCatalog topics) : ApiHandler<ProduceRequest, ProduceResponse>
 {
     public override VersionRange Versions => new(0, 11);
 
@@ -23,7 +24,7 @@ public sealed class ProduceHandler(BrokerContext broker) : ApiHandler<ProduceReq
         {
             var topicResponse = new ProduceResponse.TopicProduceResponse { Name = topicData.Name };
             response.Responses.Add(topicResponse);
-            var (topic, topicError) = validAcks ? broker.GetOrAutoCreateTopic(topicData.Name, allowAutoCreate: true) : (null, ErrorCode.InvalidRequiredAcks);
+            var (topic, topicError) = validAcks ? topics.GetOrAutoCreateTopic(topicData.Name, allowAutoCreate: true) : (null, ErrorCode.InvalidRequiredAcks);
             foreach (var partitionData in topicData.PartitionData)
             {
                 var result = new ProduceResponse.TopicProduceResponse.PartitionProduceResponse { Index = partitionData.Index, BaseOffset = -1 };

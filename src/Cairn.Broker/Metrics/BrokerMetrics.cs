@@ -21,7 +21,7 @@ namespace Cairn.Broker.Metrics;
 /// exporter keeps a slot for every label set it has seen); the rest are counted in <see cref="DroppedSeries"/>.
 /// Group numbers come from an <see cref="IGroupMetricsSource"/> so this code does not depend on who computes lag.
 /// </summary>
-public sealed class BrokerMetrics : IDisposable
+internal sealed class BrokerMetrics : IDisposable
 {
     public const string MeterName = "Cairn.Broker";
 

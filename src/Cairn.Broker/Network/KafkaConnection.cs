@@ -18,7 +18,7 @@ namespace Cairn.Broker.Network;
 /// Small frames are parsed in place from a shared read buffer; a frame larger than it is received
 /// straight into one buffer of its own size, so produce payloads are copied from the socket once.
 /// </summary>
-public sealed class KafkaConnection(long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
+internal sealed class KafkaConnection(long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
 {
     private const int ReadBufferSize = 64 * 1024;
     private const int MinimumFrameSize = 8; // api key, version, correlation id

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace Cairn.Broker.Network;
 
 /// <summary>Accepts TCP connections and runs one <see cref="KafkaConnection"/> loop per connection.</summary>
-public sealed class KafkaServer : IAsyncDisposable
+internal sealed class KafkaServer : IAsyncDisposable
 {
     private readonly Socket _listener;
     private readonly ILogger _logger;
@@ -17,13 +17,17 @@ public sealed class KafkaServer : IAsyncDisposable
     private Task? _acceptLoop;
     private long _nextConnectionId;
 
-    public KafkaServer(IPEndPoint endpoint, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
+    /// <summary>
+    /// Serves on <paramref name="listener"/>, a socket from <see cref="BindExclusive"/>: the broker binds before it builds
+    /// what the handlers need (they need the bound port), and the server takes ownership of the socket.
+    /// </summary>
+    public KafkaServer(Socket listener, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
     {
         Metrics = metrics;
         Handlers = handlers;
         _logger = logger;
         _maxRequestBytes = maxRequestBytes;
-        _listener = BindExclusive(endpoint);
+        _listener = listener;
         LocalEndPoint = (IPEndPoint)_listener.LocalEndPoint!;
     }
 
@@ -64,10 +68,8 @@ public sealed class KafkaServer : IAsyncDisposable
     };
 
     public IPEndPoint LocalEndPoint { get; }
-    /// <summary>Set before <see cref="Start"/>; handlers need the bound port, so they are built after binding.</summary>
-    public HandlerRegistry Handlers { get; set; }
-    /// <summary>Set before <see cref="Start"/>; the broker binds before it opens the logs the metrics read.</summary>
-    public BrokerMetrics? Metrics { get; set; }
+    public HandlerRegistry Handlers { get; }
+    public BrokerMetrics? Metrics { get; }
     public int ActiveConnections { get { lock (_connections) return _connections.Count; } }
 
     public void Start()

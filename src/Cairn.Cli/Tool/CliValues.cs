@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Cairn.Broker.Admin;
+using Cairn.Admin.Model;
 
 namespace Cairn.Cli.Tool;
 

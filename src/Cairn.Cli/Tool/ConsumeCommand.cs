@@ -334,7 +334,7 @@ internal static class ConsumeCommand
         if (long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var offset)) return new(Offset.Sequence(offset), null);
         try
         {
-            return new(Offset.Timestamp(Broker.Admin.OffsetResetSpec.ParseDatetime(t)), null);
+            return new(Offset.Timestamp(Cairn.Admin.Model.OffsetResetSpec.ParseDatetime(t)), null);
         }
         catch (FormatException)
         {

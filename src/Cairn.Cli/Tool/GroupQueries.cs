@@ -1,13 +1,13 @@
-using Cairn.Broker.Admin;
+using Cairn.Admin.Model;
 using Cairn.Client;
-using static Cairn.Broker.Admin.AdminApi;
+using static Cairn.Admin.Model.AdminDocuments;
 
 namespace Cairn.Cli.Tool;
 
 /// <summary>
 /// What <c>groups list</c> and <c>groups describe</c> show, gathered from the cluster in few round trips: one
 /// DescribeGroups and one OffsetFetch per group (sent concurrently), then one ListOffsets for the log end and one for the
-/// log start of every partition of every group at once. The documents are the admin API's (<see cref="AdminApi"/>).
+/// log start of every partition of every group at once. The documents are the admin API's (<see cref="AdminDocuments"/>).
 /// </summary>
 internal static class GroupQueries
 {
@@ -42,7 +42,7 @@ internal static class GroupQueries
     }
 
     private static long? Lag(long? committed, TopicPartition tp, Ranges ranges) =>
-        committed is { } c && ranges.Ends.TryGetValue(tp, out var end) ? GroupLag.Records(c, ranges.Starts.GetValueOrDefault(tp, 0), end) : null;
+        committed is { } c && ranges.Ends.TryGetValue(tp, out var end) ? LagMath.Records(c, ranges.Starts.GetValueOrDefault(tp, 0), end) : null;
 
     /// <summary>The groups (all of them, or those in <paramref name="states"/>) with members and total lag.</summary>
     public static async Task<List<GroupSummaryDto>> ListAsync(KafkaAdminClient admin, IReadOnlyList<string> states, CancellationToken cancellationToken)
@@ -108,7 +108,7 @@ internal static class GroupQueries
                     owner?.MemberId, owner?.ClientId, owner?.ClientHost);
             }).ToList();
             var members = d.Members.Select(m => new MemberDto(m.MemberId, m.GroupInstanceId, m.ClientId, m.ClientHost,
-                m.Assignment is null ? null : AdminApi.Assignment(m.Assignment.Select(tp => (tp.Topic, tp.Partition))))).ToList();
+                m.Assignment is null ? null : AdminDocuments.Assignment(m.Assignment.Select(tp => (tp.Topic, tp.Partition))))).ToList();
             double? maxSeconds = rows.Any(r => r.LagSeconds is not null) ? rows.Max(r => r.LagSeconds ?? 0) : null;
             return new GroupDto(d.GroupId, d.State, d.ProtocolType, d.Protocol, d.Coordinator, members, rows, rows.Sum(r => r.Lag ?? 0), maxSeconds);
         }).ToList();

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
-using Cairn.Broker.Admin;
+using Cairn.Admin.Model;
 using Cairn.Client;
 using Cairn.Protocol;
 
@@ -39,7 +39,7 @@ internal static class GroupsCommand
             var listed = await ctx.ProgressAsync("Listing groups", () => GroupQueries.ListAsync(ctx.Admin, states, ctx.CancellationToken));
             if (ctx.Json)
             {
-                Terminal.WriteDocument(new AdminApi.GroupsDto(listed));
+                Terminal.WriteDocument(new AdminDocuments.GroupsDto(listed));
                 return 0;
             }
             if (listed.Count == 0)
@@ -84,7 +84,7 @@ internal static class GroupsCommand
             });
             if (ctx.Json)
             {
-                Terminal.WriteDocument(new AdminApi.GroupDescriptionsDto(reports));
+                Terminal.WriteDocument(new AdminDocuments.GroupDescriptionsDto(reports));
                 return 0;
             }
             if (reports.Count == 0) ctx.Out.Note("(no groups)");
@@ -103,7 +103,7 @@ internal static class GroupsCommand
     /// partition table (columns Kafka's kafka-consumer-groups --describe shows, plus LOG-START, LAG-TIME and
     /// METADATA), and, when the member columns do not fit, the members as blocks below it.
     /// </summary>
-    public static List<string> DescribeLines(AdminApi.GroupDto g, int width)
+    public static List<string> DescribeLines(AdminDocuments.GroupDto g, int width)
     {
         var protocol = g.ProtocolType.Length == 0 ? "-" : g.Protocol.Length == 0 ? g.ProtocolType : $"{g.ProtocolType}/{g.Protocol}";
         var lines = TextTable.Wrap($"Group {g.GroupId}: state {g.State}, {g.Members.Count} member(s), protocol {protocol}, coordinator {g.Coordinator?.ToString() ?? "?"}, " +

@@ -1,4 +1,4 @@
-using Cairn.Broker.Admin;
+using Cairn.Admin.Model;
 using Cairn.Client;
 using Cairn.Protocol;
 
@@ -112,7 +112,7 @@ internal static class OffsetResets
                 : "dry run: nothing was changed; run again with --execute to commit these offsets";
             var warnings = plan.Warnings.ToList();
             if (!execute && group.Members.Count > 0) warnings.Add(ActiveGroupMessage(groupId, group) + "; --execute would be refused");
-            Terminal.WriteDocument(AdminApi.ResetBody(groupId, plan, AdminApi.ScopeText(scopes), !execute, executed, group.State, group.Members.Count, warnings, message));
+            Terminal.WriteDocument(AdminDocuments.ResetBody(groupId, plan, AdminDocuments.ScopeText(scopes), !execute, executed, group.State, group.Members.Count, warnings, message));
         }
         else Show(ctx, groupId, plan, group, execute, executed);
         return plan.IsValid ? ExitCodes.Ok : ExitCodes.Failed;

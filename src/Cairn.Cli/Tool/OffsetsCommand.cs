@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Cairn.Broker.Admin;
+using Cairn.Admin.Model;
 using Cairn.Client;
 
 namespace Cairn.Cli.Tool;

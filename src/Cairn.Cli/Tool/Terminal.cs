@@ -71,7 +71,7 @@ internal static class Terminal
     public static void WriteJson(JsonNode node) => Console.Out.WriteLine(node.ToJsonString(JsonOptions));
 
     /// <summary>A document shared with the admin API, serialized as the admin API does (camelCase), indented.</summary>
-    public static void WriteDocument<T>(T document) => Console.Out.WriteLine(Cairn.Broker.Admin.AdminApi.ToJsonText(document));
+    public static void WriteDocument<T>(T document) => Console.Out.WriteLine(Cairn.Admin.Model.AdminDocuments.ToJsonText(document));
 
     /// <summary>
     /// Lines laid out by <see cref="TextTable"/>, straight to stdout (a console would wrap a line longer than its width,

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
-using Cairn.Broker.Admin;
+using Cairn.Admin.Model;
 using Cairn.Client;
 using Cairn.Protocol;
 
@@ -42,7 +42,7 @@ internal static class TopicsCommand
                     status("Reading partition sizes");
                     return (d, await ctx.Admin.DescribePartitionSizesAsync(d, ctx.CancellationToken));
                 });
-                Terminal.WriteDocument(new AdminApi.TopicsDto(described.Select(t => TopicDocument(t, sizes, null)).ToList()));
+                Terminal.WriteDocument(new AdminDocuments.TopicsDto(described.Select(t => TopicDocument(t, sizes, null)).ToList()));
                 return 0;
             }
             if (ctx.Output == OutputFormat.Text)
@@ -97,8 +97,8 @@ internal static class TopicsCommand
 
             if (ctx.Json)
             {
-                Terminal.WriteDocument(new AdminApi.TopicsDto(described.Select(t => TopicDocument(t, sizes,
-                    Shown(t.Name).Select(e => new AdminApi.ConfigDto(e.Name, e.IsSensitive ? null : e.Value, e.Source.ToString(), e.IsSensitive, e.IsReadOnly)).ToList())).ToList()));
+                Terminal.WriteDocument(new AdminDocuments.TopicsDto(described.Select(t => TopicDocument(t, sizes,
+                    Shown(t.Name).Select(e => new AdminDocuments.ConfigDto(e.Name, e.IsSensitive ? null : e.Value, e.Source.ToString(), e.IsSensitive, e.IsReadOnly)).ToList())).ToList()));
                 return 0;
             }
 
@@ -138,8 +138,8 @@ internal static class TopicsCommand
     /// A described topic as the admin API's document: leaders and replicas from Metadata, offsets from ListOffsets,
     /// sizes from DescribeLogDirs (null where a broker did not answer); segments are not in Kafka's protocol.
     /// </summary>
-    private static AdminApi.TopicDto TopicDocument(TopicDescription t, IReadOnlyDictionary<TopicPartition, long> sizes, IReadOnlyList<AdminApi.ConfigDto>? configs) =>
-        AdminApi.TopicBody(t.Name, t.TopicId, t.IsInternal, t.Partitions.Select(p => AdminApi.PartitionBody(p.Partition, p.Leader, p.Replicas, p.Isr,
+    private static AdminDocuments.TopicDto TopicDocument(TopicDescription t, IReadOnlyDictionary<TopicPartition, long> sizes, IReadOnlyList<AdminDocuments.ConfigDto>? configs) =>
+        AdminDocuments.TopicBody(t.Name, t.TopicId, t.IsInternal, t.Partitions.Select(p => AdminDocuments.PartitionBody(p.Partition, p.Leader, p.Replicas, p.Isr,
             p.LogStartOffset, p.LogEndOffset, sizes.TryGetValue(new TopicPartition(t.Name, p.Partition), out var size) ? size : null, null)).ToList(), configs);
 
     private static Command CreateTopic()

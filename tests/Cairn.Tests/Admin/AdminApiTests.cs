@@ -21,7 +21,7 @@ public sealed class AdminApiTests : IAsyncLifetime
         Assert.Equal("ok", (await _b.GetJsonAsync("healthz")).GetProperty("status").GetString());
         Assert.Equal("ready", (await _b.GetJsonAsync("readyz")).GetProperty("status").GetString());
         var broker = await _b.GetJsonAsync("api/v1/broker");
-        Assert.Equal(_b.Broker.Context.ClusterId, broker.GetProperty("clusterId").GetString());
+        Assert.Equal(_b.Broker.Cluster.ClusterId, broker.GetProperty("clusterId").GetString());
         Assert.Equal(Cairn.Protocol.CairnVersion.Value, broker.GetProperty("version").GetString());
     }
 

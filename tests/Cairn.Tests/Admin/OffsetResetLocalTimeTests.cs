@@ -1,4 +1,4 @@
-using Cairn.Broker.Admin;
+using Cairn.Admin.Model;
 
 namespace Cairn.Tests.Admin;
 

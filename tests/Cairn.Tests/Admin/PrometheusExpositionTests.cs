@@ -97,7 +97,7 @@ public sealed class PrometheusExpositionTests : IAsyncLifetime
     {
         await _b.CreateTopicAsync("doomed");
         Assert.Contains(PrometheusTextParser.Parse(await _b.Http.GetStringAsync("metrics"))["cairn_partition_size_bytes"].Samples, s => s.Label("topic") == "doomed");
-        Assert.Equal(Cairn.Protocol.ErrorCode.None, _b.Broker.Context.Logs.DeleteTopic("doomed").Error);
+        Assert.Equal(Cairn.Protocol.ErrorCode.None, _b.Broker.Logs.DeleteTopic("doomed").Error);
         var families = PrometheusTextParser.Parse(await _b.Http.GetStringAsync("metrics"));
         Assert.DoesNotContain(families.Values.SelectMany(f => f.Samples), s => s.Label("topic") == "doomed");
     }
@@ -143,7 +143,7 @@ public sealed class PrometheusExpositionTests : IAsyncLifetime
     public async Task Series_beyond_the_cap_are_dropped_and_counted_also_over_the_brokers_life()
     {
         await using var b = await AdminBroker.StartAsync(o => o with { Admin = o.Admin with { MaxMetricSeries = 3 } });
-        var logs = b.Broker.Context.Logs;
+        var logs = b.Broker.Logs;
         foreach (var t in new[] { "a", "b", "c" }) Assert.Equal(Cairn.Protocol.ErrorCode.None, logs.CreateTopic(t, 2).Error);
         var families = PrometheusTextParser.Parse(await b.Http.GetStringAsync("metrics"));
         Assert.Equal(["a/0", "a/1", "b/0"], families["cairn_partition_log_end_offset"].Samples.Select(s => $"{s.Label("topic")}/{s.Label("partition")}"));

@@ -49,7 +49,7 @@ public sealed class ErrorPolicyTests
 
         public Server(params IApiHandler[] handlers)
         {
-            _server = new KafkaServer(new IPEndPoint(IPAddress.Loopback, 0), new HandlerRegistry(handlers), 1 << 20, Log);
+            _server = new KafkaServer(KafkaServer.BindExclusive(new IPEndPoint(IPAddress.Loopback, 0)), new HandlerRegistry(handlers), 1 << 20, Log);
             _server.Start();
         }
 

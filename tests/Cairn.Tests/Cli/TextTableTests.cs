@@ -1,4 +1,4 @@
-using Cairn.Broker.Admin;
+using Cairn.Admin.Model;
 using Cairn.Cli.Tool;
 
 namespace Cairn.Tests.Cli;
@@ -74,11 +74,11 @@ public class TextTableTests
     public void A_described_group_fits_80_columns_with_every_member_id_whole()
     {
         string Member(int i) => $"rdkafka-{i}-5f3c2a9e-8b7d-4c1e-9f0a-1234567890ab";
-        var members = Enumerable.Range(0, 2).Select(i => new AdminApi.MemberDto(Member(i), null, $"billing-worker-{i}", "/127.0.0.1",
-            [new AdminApi.AssignmentDto("orders-from-the-web-shop", [i, i + 2])])).ToList();
-        var partitions = Enumerable.Range(0, 4).Select(p => new AdminApi.GroupPartitionDto("orders-from-the-web-shop", p, 1_000_000 + p, 12, 2_000_000, 999_999 - p,
+        var members = Enumerable.Range(0, 2).Select(i => new AdminDocuments.MemberDto(Member(i), null, $"billing-worker-{i}", "/127.0.0.1",
+            [new AdminDocuments.AssignmentDto("orders-from-the-web-shop", [i, i + 2])])).ToList();
+        var partitions = Enumerable.Range(0, 4).Select(p => new AdminDocuments.GroupPartitionDto("orders-from-the-web-shop", p, 1_000_000 + p, 12, 2_000_000, 999_999 - p,
             3723.5, p == 0 ? "commit metadata with words" : null, null, null, Member(p % 2), $"billing-worker-{p % 2}", "/127.0.0.1")).ToList();
-        var group = new AdminApi.GroupDto("billing", "Stable", "consumer", "range", 1, members, partitions, 3_999_990, 3723.5);
+        var group = new AdminDocuments.GroupDto("billing", "Stable", "consumer", "range", 1, members, partitions, 3_999_990, 3723.5);
 
         var lines = GroupsCommand.DescribeLines(group, 80);
         Assert.All(lines, l => Assert.True(l.Length <= 80, $"{l.Length} columns: {l}"));

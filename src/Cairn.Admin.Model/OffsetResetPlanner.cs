@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Cairn.Broker.Admin;
+namespace Cairn.Admin.Model;
 
 /// <summary>How target offsets are chosen (the modes of Kafka's <c>kafka-consumer-groups --reset-offsets</c>).</summary>
 public enum OffsetResetMode { ToEarliest, ToLatest, ToOffset, ToDatetime, ByDuration, ShiftBy, ToCurrent, FromFile }

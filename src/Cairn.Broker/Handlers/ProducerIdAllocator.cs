@@ -1,12 +1,12 @@
 using System.Globalization;
 
-namespace Cairn.Broker;
+namespace Cairn.Broker.Handlers;
 
 /// <summary>
 /// Hands out producer ids that are never reused across restarts: ids are reserved in blocks and the
 /// end of the current block is made durable before any id from it is given out.
 /// </summary>
-public sealed class ProducerIdAllocator
+internal sealed class ProducerIdAllocator
 {
     private const long BlockSize = 1000;
     private readonly string _path;

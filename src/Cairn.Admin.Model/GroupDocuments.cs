@@ -1,13 +1,11 @@
-using System.Text.Json;
-
-namespace Cairn.Broker.Admin;
+namespace Cairn.Admin.Model;
 
 // The JSON documents of consumer groups and offset resets, defined once for both producers of them: the admin HTTP API
 // (GET /api/v1/groups[/{g}], POST /api/v1/groups/{g}/reset) and the command line (`cairn groups list|describe|reset-offsets
-// --output json`). Both serialize these records with AdminApi.Json (camelCase), so a script written against one reads
+// --output json`). Both serialize these records with AdminDocuments.Json (camelCase), so a script written against one reads
 // the other. Values a side cannot know are null there (the command line cannot see commit times, the broker has no
 // coordinator lookups to make), never left out.
-public sealed partial class AdminApi
+public static partial class AdminDocuments
 {
     /// <summary>One line of <c>groups list</c>: the group, its state, how many members, and its total lag.</summary>
     /// <param name="Partitions">partitions with a committed offset</param>
@@ -70,10 +68,4 @@ public sealed partial class AdminApi
     public static IReadOnlyList<AssignmentDto> Assignment(IEnumerable<(string Topic, int Partition)> partitions) =>
         partitions.GroupBy(p => p.Topic).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => new AssignmentDto(g.Key, g.Select(p => p.Partition).Distinct().Order().ToList())).ToList();
-
-    /// <summary>The JSON text of a document, indented, as the command line prints it.</summary>
-    public static string ToJsonText<T>(T document) => JsonSerializer.Serialize(document, IndentedJson.Value);
-
-    // Lazy: static initializers of the parts of a partial class run in no defined order, and this one needs Json.
-    private static readonly Lazy<JsonSerializerOptions> IndentedJson = new(() => new JsonSerializerOptions(Json) { WriteIndented = true });
 }

@@ -1,12 +1,12 @@
 using System.Text.Json.Serialization;
 
-namespace Cairn.Broker.Admin;
+namespace Cairn.Admin.Model;
 
 // The JSON documents of topics, defined once for both producers of them: the admin HTTP API (GET /api/v1/topics[/{t}])
-// and the command line (`cairn topics list|describe --output json`). Both serialize these records with AdminApi.Json
+// and the command line (`cairn topics list|describe --output json`). Both serialize these records with AdminDocuments.Json
 // (camelCase), so a script written against one reads the other. Values a side cannot know are null there (the command
 // line cannot see segments; a size or offset a broker did not answer), never left out.
-public sealed partial class AdminApi
+public static partial class AdminDocuments
 {
     /// <summary>The topics of <c>GET /api/v1/topics</c> and of <c>cairn topics list|describe --output json</c>.</summary>
     public sealed record TopicsDto(IReadOnlyList<TopicDto> Topics);

@@ -1,7 +1,7 @@
-namespace Cairn.Broker;
+namespace Cairn.Broker.Handlers;
 
 /// <summary>A partition as a fetch session tracks it (KIP-227).</summary>
-public sealed class FetchSessionPartition(string topic, Guid topicId, int partition)
+internal sealed class FetchSessionPartition(string topic, Guid topicId, int partition)
 {
     public string Topic { get; } = topic;
     public Guid TopicId { get; } = topicId;
@@ -14,7 +14,7 @@ public sealed class FetchSessionPartition(string topic, Guid topicId, int partit
     public short LastError { get; set; } = -1;
 }
 
-public sealed class FetchSession(int id)
+internal sealed class FetchSession(int id)
 {
     public int Id { get; } = id;
     public int Epoch { get; set; } = 1;
@@ -27,7 +27,7 @@ public sealed class FetchSession(int id)
 /// Incremental fetch sessions: epoch -1 means no session, 0 opens a new one (full request), higher epochs
 /// must match the session's next epoch. Least recently used sessions are evicted past the limit.
 /// </summary>
-public sealed class FetchSessionCache(int maxSessions = 1000)
+internal sealed class FetchSessionCache(int maxSessions = 1000)
 {
     public const int InitialEpoch = 0;
     public const int FinalEpoch = -1;
