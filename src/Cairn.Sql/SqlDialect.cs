@@ -96,7 +96,7 @@ internal abstract class SqlDialect
     {
         var sql = $"{column.Name} {TypeName(column.Type)}";
         if (!column.Nullable) sql += " NOT NULL";
-        if (column.DefaultNow) sql += $" DEFAULT {NowSql(column.Type)}";
+        if (column.DefaultNow) sql += $" DEFAULT ({NowSql(column.Type)})"; // SQLite takes an expression default only in parentheses
         return sql;
     }
 
