@@ -65,6 +65,21 @@ public abstract class DbOffsetStore : IOffsetStore
     /// <summary>Throws <see cref="ArgumentException"/> when <paramref name="transaction"/> is not one of this store's kind or database.</summary>
     private protected abstract void CheckTransaction(DbTransaction transaction);
 
+    /// <summary><paramref name="store"/> once its schema is migrated; disposed if that fails.</summary>
+    private protected static async Task<TStore> MigratedAsync<TStore>(TStore store, CancellationToken cancellationToken) where TStore : DbOffsetStore
+    {
+        try
+        {
+            await store.MigrateAsync(cancellationToken).ConfigureAwait(false);
+            return store;
+        }
+        catch
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
     /// <summary>Creates or migrates the schema now (otherwise done on first use).</summary>
     public Task MigrateAsync(CancellationToken cancellationToken = default)
     {

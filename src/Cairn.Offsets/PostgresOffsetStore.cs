@@ -48,20 +48,8 @@ public sealed class PostgresOffsetStore : DbOffsetStore
         schema is { Length: 0 } ? throw new ArgumentException("Schema cannot be empty (use null for the search_path)", "options") : schema;
 
     /// <summary>Opens the store and creates or migrates its schema now.</summary>
-    public static async Task<PostgresOffsetStore> OpenAsync(string connectionString, PostgresOffsetStoreOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        var store = new PostgresOffsetStore(connectionString, options);
-        try
-        {
-            await store.MigrateAsync(cancellationToken).ConfigureAwait(false);
-            return store;
-        }
-        catch
-        {
-            await store.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-    }
+    public static Task<PostgresOffsetStore> OpenAsync(string connectionString, PostgresOffsetStoreOptions? options = null, CancellationToken cancellationToken = default) =>
+        MigratedAsync(new PostgresOffsetStore(connectionString, options), cancellationToken);
 
     public override string Description => $"PostgreSQL database '{_database.Database}' on {_database.Host}:{_database.Port}";
 

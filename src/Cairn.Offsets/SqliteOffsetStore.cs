@@ -54,20 +54,8 @@ public sealed class SqliteOffsetStore : DbOffsetStore
         new(new SqliteConnectionStringBuilder { DataSource = Path.GetFullPath(path), Mode = SqliteOpenMode.ReadWriteCreate }.ConnectionString, options);
 
     /// <summary>Opens the store and creates or migrates its schema now.</summary>
-    public static async Task<SqliteOffsetStore> OpenAsync(string connectionString, SqliteOffsetStoreOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        var store = new SqliteOffsetStore(connectionString, options);
-        try
-        {
-            await store.MigrateAsync(cancellationToken).ConfigureAwait(false);
-            return store;
-        }
-        catch
-        {
-            await store.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-    }
+    public static Task<SqliteOffsetStore> OpenAsync(string connectionString, SqliteOffsetStoreOptions? options = null, CancellationToken cancellationToken = default) =>
+        MigratedAsync(new SqliteOffsetStore(connectionString, options), cancellationToken);
 
     /// <summary>The database file (the connection string's Data Source).</summary>
     public string DataSource => _database.DataSource;
