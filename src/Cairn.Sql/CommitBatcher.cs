@@ -86,7 +86,7 @@ internal sealed class CommitBatcher<T>
         if (!_channel.Writer.TryWrite(pending))
         {
             pending.Registration.Dispose();
-            return Task.FromException(new ObjectDisposedException(GetType().Name, $"the store is closed: no {_what} is accepted"));
+            return Task.FromException(new ObjectDisposedException(null, $"the store is closed: no {_what} is accepted"));
         }
         return pending.Task;
     }
