@@ -114,25 +114,18 @@ public sealed class PostgresShippedDatabaseTests(PostgresServerFixture server) :
             new NpgsqlParameter<List<string?>> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = [o.Metadata] },
             new NpgsqlParameter<List<long>> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = [o.CommitTime.ToUnixTimeMilliseconds()] });
 
-    protected override async Task CreateShippedOffsetsSchemaAsync(DbConnection connection)
+    protected override async Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection)
     {
-        // PostgresOffsetStore.BeginMigrationAsync, then DbOffsetStore.MigrateCoreAsync with PostgresOffsetStore's migrations, as shipped.
-        await using var tx = await connection.BeginTransactionAsync();
+        var tx = await connection.BeginTransactionAsync();
         await ExecAsync(connection, tx, $"SELECT pg_advisory_xact_lock({0x636169726e6f6666})");
-        await ExecAsync(connection, tx, "CREATE TABLE IF NOT EXISTS cairn_offsets_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
-        string[] migrations =
-        [
-            "CREATE TABLE cairn_offsets (consumer TEXT NOT NULL, source TEXT NOT NULL, offset_value TEXT NOT NULL, PRIMARY KEY (consumer, source))",
-            "ALTER TABLE cairn_offsets ADD COLUMN committed_at TIMESTAMPTZ",
-        ];
-        for (var v = 1; v <= migrations.Length; v++)
-        {
-            await ExecAsync(connection, tx, migrations[v - 1]);
-            await ExecAsync(connection, tx, "INSERT INTO cairn_offsets_schema (version, applied_at) VALUES (@version, @applied_at)",
-                new NpgsqlParameter("version", v), new NpgsqlParameter("applied_at", DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture)));
-        }
-        await tx.CommitAsync();
+        return tx;
     }
+
+    protected override string[] ShippedOffsetsMigrations =>
+    [
+        "CREATE TABLE cairn_offsets (consumer TEXT NOT NULL, source TEXT NOT NULL, offset_value TEXT NOT NULL, PRIMARY KEY (consumer, source))",
+        "ALTER TABLE cairn_offsets ADD COLUMN committed_at TIMESTAMPTZ",
+    ];
 
     protected override Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset) =>
         ExecAsync(connection, null,

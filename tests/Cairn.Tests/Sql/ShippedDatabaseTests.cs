@@ -72,8 +72,13 @@ public abstract class ShippedDatabaseTests
 
     protected abstract Task InsertShippedOffsetAsync(DbConnection connection, string cluster, string group, CommittedOffset offset);
 
-    /// <summary>The shipped offsets store's schema at version 2 (its newest) and its CommitAsync statement.</summary>
-    protected abstract Task CreateShippedOffsetsSchemaAsync(DbConnection connection);
+    /// <summary>The shipped offsets store's BeginMigrationAsync: the migration transaction with its lock taken.</summary>
+    protected abstract Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection);
+
+    /// <summary>The shipped offsets store's migrations (its newest schema was version 2).</summary>
+    protected abstract string[] ShippedOffsetsMigrations { get; }
+
+    /// <summary>The shipped offsets store's CommitAsync statement.</summary>
 
     protected abstract Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset);
 
@@ -149,7 +154,27 @@ public abstract class ShippedDatabaseTests
         var (_, connectionString) = await NewDatabaseAsync();
         await using (var connection = await OpenRawAsync(connectionString))
         {
-            await CreateShippedOffsetsSchemaAsync(connection);
+            // DbOffsetStore.MigrateCoreAsync as shipped (one code path for both engines).
+            await using (var tx = await BeginShippedOffsetsMigrationAsync(connection))
+            {
+                await ExecAsync(connection, tx, "CREATE TABLE IF NOT EXISTS cairn_offsets_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
+                for (var v = 1; v <= ShippedOffsetsMigrations.Length; v++)
+                {
+                    await ExecAsync(connection, tx, ShippedOffsetsMigrations[v - 1]);
+                    await using var record = connection.CreateCommand();
+                    record.Transaction = tx;
+                    record.CommandText = "INSERT INTO cairn_offsets_schema (version, applied_at) VALUES (@version, @applied_at)";
+                    foreach (var (name, value) in new (string, object)[] { ("version", v), ("applied_at", DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture)) })
+                    {
+                        var parameter = record.CreateParameter();
+                        parameter.ParameterName = name;
+                        parameter.Value = value;
+                        record.Parameters.Add(parameter);
+                    }
+                    await record.ExecuteNonQueryAsync();
+                }
+                await tx.CommitAsync();
+            }
             foreach (var (consumer, source, offset) in OffsetRows) await InsertShippedOffsetRowAsync(connection, consumer, source, offset);
         }
 

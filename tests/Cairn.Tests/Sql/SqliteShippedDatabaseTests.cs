@@ -107,25 +107,17 @@ public sealed class SqliteShippedDatabaseTests : ShippedDatabaseTests, IDisposab
             new SqliteParameter("$time", SqliteType.Integer) { Value = o.CommitTime.ToUnixTimeMilliseconds() });
     }
 
-    protected override async Task CreateShippedOffsetsSchemaAsync(DbConnection connection)
+    protected override async Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection)
     {
-        // SqliteOffsetStore.BeginMigrationAsync, then DbOffsetStore.MigrateCoreAsync with SqliteOffsetStore's migrations, as shipped.
         await ExecAsync(connection, null, "PRAGMA journal_mode = WAL");
-        await using var tx = ((SqliteConnection)connection).BeginTransaction(deferred: false);
-        await ExecAsync(connection, tx, "CREATE TABLE IF NOT EXISTS cairn_offsets_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
-        string[] migrations =
-        [
-            "CREATE TABLE cairn_offsets (consumer TEXT NOT NULL, source TEXT NOT NULL, offset_value TEXT NOT NULL, PRIMARY KEY (consumer, source))",
-            "ALTER TABLE cairn_offsets ADD COLUMN committed_at TEXT",
-        ];
-        for (var v = 1; v <= migrations.Length; v++)
-        {
-            await ExecAsync(connection, tx, migrations[v - 1]);
-            await ExecAsync(connection, tx, "INSERT INTO cairn_offsets_schema (version, applied_at) VALUES (@version, @applied_at)",
-                new SqliteParameter("version", v), new SqliteParameter("applied_at", DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture)));
-        }
-        await tx.CommitAsync();
+        return ((SqliteConnection)connection).BeginTransaction(deferred: false);
     }
+
+    protected override string[] ShippedOffsetsMigrations =>
+    [
+        "CREATE TABLE cairn_offsets (consumer TEXT NOT NULL, source TEXT NOT NULL, offset_value TEXT NOT NULL, PRIMARY KEY (consumer, source))",
+        "ALTER TABLE cairn_offsets ADD COLUMN committed_at TEXT",
+    ];
 
     protected override Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset) =>
         ExecAsync(connection, null,
