@@ -1,61 +1,84 @@
 using System.Data.Common;
 using Cairn.Offsets.Internal;
+using Cairn.Sql;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cairn.Offsets;
 
 /// <summary>
-/// The shared machinery of the SQL stores (<see cref="SqliteOffsetStore"/>, <see cref="PostgresOffsetStore"/>): a table
+/// The SQL stores (<see cref="SqliteOffsetStore"/>, <see cref="PostgresOffsetStore"/>), on Cairn.Sql: a table
 /// <c>cairn_offsets (consumer, source, offset_value, committed_at)</c> keyed by consumer name and source, created and
 /// migrated on open (versions recorded in <c>cairn_offsets_schema</c>, migrations applied in order, in one transaction),
 /// and commits inside the caller's own transaction so an offset and the results it covers are written atomically.
+/// Commits made concurrently outside such transactions share one database transaction (group commit).
 /// </summary>
+/// <remarks>Only the two stores of this library derive from it: what an engine needs is Cairn.Sql's business.</remarks>
 public abstract class DbOffsetStore : IOffsetStore
 {
     protected const string OffsetsTable = "cairn_offsets";
     protected const string SchemaTable = "cairn_offsets_schema";
 
+    /// <summary>Most commits one group-commit transaction writes.</summary>
+    private const int MaxBatchCommits = 4096;
+
+    private readonly SqlDatabase _database;
+    private readonly SqlSchemaHistory _history;
+    private readonly string _table;
+    private readonly string _upsertSql;
     private readonly AsyncInit _init;
+    private readonly CommitBatcher<(string Source, Offset Offset)> _batcher;
     private int _disposed;
 
-    protected DbOffsetStore(string consumerName)
+    /// <param name="schema">The schema (namespace) holding the tables; null for the connection's default.</param>
+    /// <param name="migrationLockKey">Identifies this store's migrations where the engine locks by key.</param>
+    private protected DbOffsetStore(string consumerName, SqlDatabase database, string? schema, long migrationLockKey)
     {
         ArgumentException.ThrowIfNullOrEmpty(consumerName);
         ConsumerName = consumerName;
+        _database = database;
+        var d = database.Dialect;
+        _table = d.QualifiedName(schema, OffsetsTable);
+        _history = new SqlSchemaHistory("offsets store", schema, SchemaTable, new SqlColumn("applied_at", SqlType.Text), migrationLockKey,
+        [
+            // 1: the offsets table.
+            new(1, [d.CreateTableSql(new SqlTable(OffsetsTable,
+                [new("consumer", SqlType.Text), new("source", SqlType.Text), new("offset_value", SqlType.Text)], ["consumer", "source"]), schema)]),
+            // 2: when each offset was committed.
+            new(2, [d.AddColumnSql(schema, OffsetsTable, new SqlColumn("committed_at", SqlType.Timestamp, Nullable: true))]),
+        ]);
+        _upsertSql = d.UpsertSql(_table,
+            [("consumer", "@consumer"), ("source", "@source"), ("offset_value", "@offset"), ("committed_at", d.NowSql(SqlType.Timestamp))],
+            ["consumer", "source"]);
         _init = new AsyncInit(MigrateCoreAsync);
+        _batcher = new CommitBatcher<(string, Offset)>(WriteCommitsAsync, NullLogger.Instance, MaxBatchCommits, "offset commit");
     }
 
     /// <summary>Whose offsets these are: several consumers can keep theirs in one table.</summary>
     public string ConsumerName { get; }
 
     /// <summary>The schema version this library creates (the number of migrations).</summary>
-    public int LatestSchemaVersion => Migrations.Count;
+    public int LatestSchemaVersion => _history.Latest;
 
     /// <summary>Names the database in messages, e.g. "SQLite database '/data/app.db'".</summary>
     public abstract string Description { get; }
 
-    /// <summary>Migration scripts, version 1 first: each a list of statements run in the migration transaction.</summary>
-    protected abstract IReadOnlyList<IReadOnlyList<string>> Migrations { get; }
-
-    /// <summary>Opens a new connection to the store's database.</summary>
-    protected abstract ValueTask<DbConnection> CreateConnectionAsync(CancellationToken cancellationToken);
-
-    /// <summary>Starts the migration transaction and takes whatever lock keeps concurrent openers from migrating together.</summary>
-    protected abstract Task<DbTransaction> BeginMigrationAsync(DbConnection connection, CancellationToken cancellationToken);
-
-    /// <summary>SQL that tells whether the schema version table exists (a scalar: non-zero/true when it does).</summary>
-    protected abstract string SchemaTableExistsSql { get; }
-
-    /// <summary>The qualified name of a store table.</summary>
-    protected abstract string Table(string name);
-
-    /// <summary>Upsert of @consumer, @source, @offset.</summary>
-    protected abstract string UpsertSql { get; }
-
     /// <summary>Throws <see cref="ArgumentException"/> when <paramref name="transaction"/> is not one of this store's kind or database.</summary>
-    protected abstract void CheckTransaction(DbTransaction transaction);
+    private protected abstract void CheckTransaction(DbTransaction transaction);
 
-    /// <summary>Serializes this process's writes (SQLite: one writer at a time anyway). Default: none.</summary>
-    protected virtual SemaphoreSlim? WriteGate => null;
+    /// <summary><paramref name="store"/> once its schema is migrated; disposed if that fails.</summary>
+    private protected static async Task<TStore> MigratedAsync<TStore>(TStore store, CancellationToken cancellationToken) where TStore : DbOffsetStore
+    {
+        try
+        {
+            await store.MigrateAsync(cancellationToken).ConfigureAwait(false);
+            return store;
+        }
+        catch
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
 
     /// <summary>Creates or migrates the schema now (otherwise done on first use).</summary>
     public Task MigrateAsync(CancellationToken cancellationToken = default)
@@ -70,8 +93,8 @@ public abstract class DbOffsetStore : IOffsetStore
         ThrowIfDisposed();
         try
         {
-            await using var connection = await CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
-            return await ReadSchemaVersionAsync(connection, null, cancellationToken).ConfigureAwait(false);
+            await using var connection = await _database.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            return await SqlMigrationRunner.ReadVersionAsync(connection, null, _database.Dialect, _history, cancellationToken).ConfigureAwait(false);
         }
         catch (DbException ex)
         {
@@ -89,7 +112,7 @@ public abstract class DbOffsetStore : IOffsetStore
         await ReadyAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
+            return await _database.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (DbException ex)
         {
@@ -103,8 +126,7 @@ public abstract class DbOffsetStore : IOffsetStore
         await ReadyAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await using var connection = await CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
-            return await SelectAsync(connection, null, source, cancellationToken).ConfigureAwait(false);
+            return await _database.ReadAsync((connection, ct) => SelectAsync(connection, null, source, ct), cancellationToken).ConfigureAwait(false);
         }
         catch (DbException ex)
         {
@@ -132,16 +154,14 @@ public abstract class DbOffsetStore : IOffsetStore
         await ReadyAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await using var connection = await CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var command = Command(connection, null,
-                $"SELECT source, offset_value FROM {Table(OffsetsTable)} WHERE consumer = @consumer ORDER BY source");
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            var result = new Dictionary<string, Offset>(StringComparer.Ordinal);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            var rows = await _database.ReadAsync(async (connection, ct) =>
             {
-                var source = reader.GetString(0);
-                result[source] = ParseStored(source, reader.GetString(1));
-            }
+                await using var command = SqlDatabase.Command(connection, null,
+                    $"SELECT source, offset_value FROM {_table} WHERE consumer = @consumer ORDER BY source", ("consumer", ConsumerName));
+                return await SqlDatabase.ReadRowsAsync(command, r => (Source: r.GetString(0), Text: r.GetString(1)), ct).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
+            var result = new Dictionary<string, Offset>(StringComparer.Ordinal);
+            foreach (var (source, text) in rows) result[source] = ParseStored(source, text);
             return result;
         }
         catch (DbException ex)
@@ -154,11 +174,14 @@ public abstract class DbOffsetStore : IOffsetStore
     {
         OffsetSource.Validate(source);
         await ReadyAsync(cancellationToken).ConfigureAwait(false);
-        await WriteAsync(source, "commit the offset to", async (connection, ct) =>
+        try
         {
-            await using var command = Command(connection, null, UpsertSql, source, offset);
-            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }, cancellationToken).ConfigureAwait(false);
+            await _batcher.EnqueueAsync((source, offset), 1, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DbException ex)
+        {
+            throw Failure(source, "commit the offset to", ex);
+        }
     }
 
     /// <summary>
@@ -175,8 +198,7 @@ public abstract class DbOffsetStore : IOffsetStore
         var connection = await PrepareCallerTransactionAsync(transaction, cancellationToken).ConfigureAwait(false);
         try
         {
-            await using var command = Command(connection, transaction, UpsertSql, source, offset);
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await Upsert(connection, transaction, source, offset, cancellationToken).ConfigureAwait(false);
         }
         catch (DbException ex)
         {
@@ -191,9 +213,7 @@ public abstract class DbOffsetStore : IOffsetStore
         var connection = await PrepareCallerTransactionAsync(transaction, cancellationToken).ConfigureAwait(false);
         try
         {
-            await using var command = Command(connection, transaction,
-                $"DELETE FROM {Table(OffsetsTable)} WHERE consumer = @consumer AND source = @source", source);
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await Delete(connection, transaction, source, cancellationToken).ConfigureAwait(false);
         }
         catch (DbException ex)
         {
@@ -205,33 +225,22 @@ public abstract class DbOffsetStore : IOffsetStore
     {
         OffsetSource.Validate(source);
         await ReadyAsync(cancellationToken).ConfigureAwait(false);
-        await WriteAsync(source, "clear the offset in", async (connection, ct) =>
-        {
-            await using var command = Command(connection, null,
-                $"DELETE FROM {Table(OffsetsTable)} WHERE consumer = @consumer AND source = @source", source);
-            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(source, "clear the offset in", (connection, ct) => Delete(connection, null, source, ct), cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask ClearAllAsync(CancellationToken cancellationToken = default)
     {
         await ReadyAsync(cancellationToken).ConfigureAwait(false);
-        await WriteAsync(null, "clear the offsets in", async (connection, ct) =>
-        {
-            await using var command = Command(connection, null, $"DELETE FROM {Table(OffsetsTable)} WHERE consumer = @consumer");
-            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(null, "clear the offsets in", (connection, ct) => Delete(connection, null, null, ct), cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        await DisposeCoreAsync().ConfigureAwait(false);
+        await _batcher.CompleteAsync().ConfigureAwait(false); // write what is queued
+        await _database.DisposeAsync().ConfigureAwait(false);
         GC.SuppressFinalize(this);
     }
-
-    /// <summary>Releases what the concrete store owns (data sources, pools).</summary>
-    protected virtual ValueTask DisposeCoreAsync() => ValueTask.CompletedTask;
 
     protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
@@ -254,7 +263,7 @@ public abstract class DbOffsetStore : IOffsetStore
             int version;
             try
             {
-                version = await ReadSchemaVersionAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+                version = await SqlMigrationRunner.ReadVersionAsync(connection, transaction, _database.Dialect, _history, cancellationToken).ConfigureAwait(false);
             }
             catch (DbException ex)
             {
@@ -268,31 +277,44 @@ public abstract class DbOffsetStore : IOffsetStore
         return connection;
     }
 
+    /// <summary>One group-commit transaction: the commits in the order they were made (a later one of a source wins).</summary>
+    private ValueTask WriteCommitsAsync(List<PendingCommit<(string Source, Offset Offset)>> batch) =>
+        new(_database.WriteAsync(async (connection, transaction, ct) =>
+        {
+            foreach (var pending in batch)
+                await Upsert(connection, transaction, pending.Item.Source, pending.Item.Offset, ct).ConfigureAwait(false);
+        }, transaction: true, CancellationToken.None));
+
     private async Task WriteAsync(string? source, string what, Func<DbConnection, CancellationToken, Task> write, CancellationToken cancellationToken)
     {
-        var gate = WriteGate;
-        if (gate is not null) await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await using var connection = await CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await write(connection, cancellationToken).ConfigureAwait(false);
+            await _database.WriteAsync((connection, _, ct) => write(connection, ct), transaction: false, cancellationToken).ConfigureAwait(false);
         }
         catch (DbException ex)
         {
             throw Failure(source, what, ex);
         }
-        finally
-        {
-            gate?.Release();
-        }
     }
+
+    private Task<int> Upsert(DbConnection connection, DbTransaction? transaction, string source, Offset offset, CancellationToken cancellationToken) =>
+        SqlDatabase.ExecuteAsync(connection, transaction, _upsertSql, cancellationToken,
+            ("consumer", ConsumerName), ("source", source), ("offset", offset.ToString()));
+
+    /// <summary>Deletes <paramref name="source"/>'s offset, or every offset of the consumer when it is null.</summary>
+    private Task<int> Delete(DbConnection connection, DbTransaction? transaction, string? source, CancellationToken cancellationToken) =>
+        source is null
+            ? SqlDatabase.ExecuteAsync(connection, transaction, $"DELETE FROM {_table} WHERE consumer = @consumer", cancellationToken,
+                ("consumer", ConsumerName))
+            : SqlDatabase.ExecuteAsync(connection, transaction, $"DELETE FROM {_table} WHERE consumer = @consumer AND source = @source", cancellationToken,
+                ("consumer", ConsumerName), ("source", source));
 
     private async Task<Offset?> SelectAsync(DbConnection connection, DbTransaction? transaction, string source, CancellationToken cancellationToken)
     {
-        await using var command = Command(connection, transaction,
-            $"SELECT offset_value FROM {Table(OffsetsTable)} WHERE consumer = @consumer AND source = @source", source);
-        var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-        return value is null or DBNull ? null : ParseStored(source, Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)!);
+        var value = await SqlDatabase.ScalarAsync(connection, transaction,
+            $"SELECT offset_value FROM {_table} WHERE consumer = @consumer AND source = @source", cancellationToken,
+            ("consumer", ConsumerName), ("source", source)).ConfigureAwait(false);
+        return value is null ? null : ParseStored(source, Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)!);
     }
 
     private Offset ParseStored(string source, string text)
@@ -313,70 +335,17 @@ public abstract class DbOffsetStore : IOffsetStore
     {
         try
         {
-            await using var connection = await CreateConnectionAsync(CancellationToken.None).ConfigureAwait(false);
-            await using var transaction = await BeginMigrationAsync(connection, CancellationToken.None).ConfigureAwait(false);
-            await ExecuteAsync(connection, transaction,
-                $"CREATE TABLE IF NOT EXISTS {Table(SchemaTable)} (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)").ConfigureAwait(false);
-            var current = await ReadSchemaVersionAsync(connection, transaction, CancellationToken.None).ConfigureAwait(false);
-            if (current > Migrations.Count)
-                throw new OffsetStoreException(
-                    $"the offsets schema of {Description} is at version {current}, newer than the {Migrations.Count} this version of Cairn.Offsets knows: upgrade Cairn.Offsets");
-            for (int version = current + 1; version <= Migrations.Count; version++)
-            {
-                foreach (var statement in Migrations[version - 1])
-                    await ExecuteAsync(connection, transaction, statement).ConfigureAwait(false);
-                await using var record = connection.CreateCommand();
-                record.Transaction = transaction;
-                record.CommandText = $"INSERT INTO {Table(SchemaTable)} (version, applied_at) VALUES (@version, @applied_at)";
-                AddParameter(record, "version", version);
-                AddParameter(record, "applied_at", DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
-                await record.ExecuteNonQueryAsync().ConfigureAwait(false);
-            }
-            await transaction.CommitAsync().ConfigureAwait(false);
+            await SqlMigrationRunner.MigrateAsync(_database, _history, null, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (SqlSchemaTooNewException ex)
+        {
+            throw new OffsetStoreException(
+                $"the offsets schema of {Description} is at version {ex.Found}, newer than the {ex.Known} this version of Cairn.Offsets knows: upgrade Cairn.Offsets");
         }
         catch (DbException ex)
         {
             throw new OffsetStoreIOException($"could not create or migrate the offsets schema in {Description}: {ex.Message}", null, ex);
         }
-    }
-
-    private async Task<int> ReadSchemaVersionAsync(DbConnection connection, DbTransaction? transaction, CancellationToken cancellationToken)
-    {
-        await using (var exists = Command(connection, transaction, SchemaTableExistsSql))
-        {
-            var result = await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-            if (result is null or DBNull || result is false || (result is IConvertible c and not bool && c.ToInt64(null) == 0)) return 0;
-        }
-        await using var command = Command(connection, transaction, $"SELECT COALESCE(MAX(version), 0) FROM {Table(SchemaTable)}");
-        var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-        return Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static async Task ExecuteAsync(DbConnection connection, DbTransaction transaction, string sql)
-    {
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
-    }
-
-    private DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, string? source = null, Offset? offset = null)
-    {
-        var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        if (sql.Contains("@consumer", StringComparison.Ordinal)) AddParameter(command, "consumer", ConsumerName);
-        if (source is not null) AddParameter(command, "source", source);
-        if (offset is { } o) AddParameter(command, "offset", o.ToString());
-        return command;
-    }
-
-    private static void AddParameter(DbCommand command, string name, object value)
-    {
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = name;
-        parameter.Value = value;
-        command.Parameters.Add(parameter);
     }
 
     private OffsetStoreIOException Failure(string? source, string what, DbException ex) =>

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Cairn.Sql;
 using Microsoft.Data.Sqlite;
 
 namespace Cairn.Offsets;
@@ -23,35 +24,29 @@ public sealed class SqliteOffsetStoreOptions
 /// </summary>
 public sealed class SqliteOffsetStore : DbOffsetStore
 {
-    private static readonly IReadOnlyList<IReadOnlyList<string>> s_migrations =
-    [
-        // 1: the offsets table.
-        [
-            "CREATE TABLE cairn_offsets (consumer TEXT NOT NULL, source TEXT NOT NULL, offset_value TEXT NOT NULL, PRIMARY KEY (consumer, source))",
-        ],
-        // 2: when each offset was committed.
-        [
-            "ALTER TABLE cairn_offsets ADD COLUMN committed_at TEXT",
-        ],
-    ];
-
-    private readonly string _connectionString;
-    private readonly SqliteOffsetStoreOptions _options;
-    private readonly SemaphoreSlim _writeGate = new(1, 1);
-
-    static SqliteOffsetStore() => SQLitePCL.Batteries_V2.Init();
+    private readonly SqliteDatabase _database;
 
     /// <param name="connectionString">A Microsoft.Data.Sqlite connection string, e.g. "Data Source=/data/offsets.db".</param>
     public SqliteOffsetStore(string connectionString, SqliteOffsetStoreOptions? options = null)
-        : base((options ?? new SqliteOffsetStoreOptions()).ConsumerName)
+        : this(Open(connectionString, options ??= new SqliteOffsetStoreOptions()), options)
+    {
+    }
+
+    private SqliteOffsetStore(SqliteDatabase database, SqliteOffsetStoreOptions options)
+        : base(options.ConsumerName, database, schema: null, migrationLockKey: 0)
+    {
+        _database = database;
+    }
+
+    private static SqliteDatabase Open(string connectionString, SqliteOffsetStoreOptions options)
     {
         ArgumentException.ThrowIfNullOrEmpty(connectionString);
-        _options = options ?? new SqliteOffsetStoreOptions();
-        var builder = new SqliteConnectionStringBuilder(connectionString);
-        if (builder.DefaultTimeout == 30 && _options.BusyTimeout != TimeSpan.FromSeconds(30))
-            builder.DefaultTimeout = (int)Math.Ceiling(_options.BusyTimeout.TotalSeconds);
-        _connectionString = builder.ConnectionString;
-        DataSource = builder.DataSource;
+        return new SqliteDatabase(new SqliteDatabaseOptions
+        {
+            ConnectionString = connectionString,
+            BusyTimeout = options.BusyTimeout,
+            UseWriteAheadLog = options.UseWriteAheadLog,
+        });
     }
 
     /// <summary>A store on the database file at <paramref name="path"/> (created if missing).</summary>
@@ -59,23 +54,11 @@ public sealed class SqliteOffsetStore : DbOffsetStore
         new(new SqliteConnectionStringBuilder { DataSource = Path.GetFullPath(path), Mode = SqliteOpenMode.ReadWriteCreate }.ConnectionString, options);
 
     /// <summary>Opens the store and creates or migrates its schema now.</summary>
-    public static async Task<SqliteOffsetStore> OpenAsync(string connectionString, SqliteOffsetStoreOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        var store = new SqliteOffsetStore(connectionString, options);
-        try
-        {
-            await store.MigrateAsync(cancellationToken).ConfigureAwait(false);
-            return store;
-        }
-        catch
-        {
-            await store.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-    }
+    public static Task<SqliteOffsetStore> OpenAsync(string connectionString, SqliteOffsetStoreOptions? options = null, CancellationToken cancellationToken = default) =>
+        MigratedAsync(new SqliteOffsetStore(connectionString, options), cancellationToken);
 
     /// <summary>The database file (the connection string's Data Source).</summary>
-    public string DataSource { get; }
+    public string DataSource => _database.DataSource;
 
     public override string Description => $"SQLite database '{DataSource}'";
 
@@ -83,50 +66,7 @@ public sealed class SqliteOffsetStore : DbOffsetStore
     public new async ValueTask<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken = default) =>
         (SqliteConnection)await base.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 
-    protected override IReadOnlyList<IReadOnlyList<string>> Migrations => s_migrations;
-
-    protected override SemaphoreSlim? WriteGate => _writeGate;
-
-    protected override string SchemaTableExistsSql => $"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{SchemaTable}'";
-
-    protected override string Table(string name) => name;
-
-    protected override string UpsertSql =>
-        $"INSERT INTO {OffsetsTable} (consumer, source, offset_value, committed_at) " +
-        "VALUES (@consumer, @source, @offset, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) " +
-        "ON CONFLICT (consumer, source) DO UPDATE SET offset_value = excluded.offset_value, committed_at = excluded.committed_at";
-
-    protected override async ValueTask<DbConnection> CreateConnectionAsync(CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(_connectionString);
-        try
-        {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var pragma = connection.CreateCommand();
-            pragma.CommandText = $"PRAGMA busy_timeout = {(long)_options.BusyTimeout.TotalMilliseconds}; PRAGMA synchronous = FULL;";
-            await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-    }
-
-    protected override async Task<DbTransaction> BeginMigrationAsync(DbConnection connection, CancellationToken cancellationToken)
-    {
-        if (_options.UseWriteAheadLog)
-        {
-            await using var wal = connection.CreateCommand();
-            wal.CommandText = "PRAGMA journal_mode = WAL";
-            await wal.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-        // BEGIN IMMEDIATE: the write lock up front, so two processes opening at once migrate one after the other.
-        return ((SqliteConnection)connection).BeginTransaction(deferred: false);
-    }
-
-    protected override void CheckTransaction(DbTransaction transaction)
+    private protected override void CheckTransaction(DbTransaction transaction)
     {
         if (transaction is not SqliteTransaction { Connection: { } connection })
             throw new ArgumentException($"a SqliteOffsetStore commits inside a SqliteTransaction, not a {transaction.GetType().Name}", nameof(transaction));
@@ -134,13 +74,6 @@ public sealed class SqliteOffsetStore : DbOffsetStore
             throw new ArgumentException(
                 $"the transaction is on SQLite database '{connection.DataSource}', but the store keeps its offsets in '{DataSource}': " +
                 "the offset would not commit atomically with it", nameof(transaction));
-    }
-
-    protected override ValueTask DisposeCoreAsync()
-    {
-        using (var connection = new SqliteConnection(_connectionString)) SqliteConnection.ClearPool(connection);
-        _writeGate.Dispose();
-        return ValueTask.CompletedTask;
     }
 
     private static bool SameFile(string a, string b)

@@ -76,7 +76,7 @@ internal static class GroupStoreValidation
 /// <summary>The database holds a schema newer than this build knows (written by a newer Cairn).</summary>
 public sealed class GroupStoreSchemaException(string message) : InvalidOperationException(message);
 
-/// <summary>Schema versions and time conversions shared by the stores.</summary>
+/// <summary>The newer-schema error and the time conversions shared by the stores.</summary>
 internal static class GroupStoreSchema
 {
     public static GroupStoreSchemaException Newer(string store, string location, long found, int known) =>
@@ -86,16 +86,6 @@ internal static class GroupStoreSchema
     public static long ToUnixMs(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
 
     public static DateTimeOffset FromUnixMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
-
-    /// <summary>Reads an offset row laid out as topic, topic id, partition, offset, leader epoch, metadata, commit time (same in every SQL store).</summary>
-    public static CommittedOffset ReadOffset(System.Data.Common.DbDataReader r, int first) => new(
-        Topic: r.GetString(first),
-        TopicId: r.GetGuid(first + 1),
-        Partition: r.GetInt32(first + 2),
-        Offset: r.GetInt64(first + 3),
-        LeaderEpoch: r.GetInt32(first + 4),
-        Metadata: r.IsDBNull(first + 5) ? null : r.GetString(first + 5),
-        CommitTime: FromUnixMs(r.GetInt64(first + 6)));
 }
 
 /// <summary>Cached boxes of small ints (partitions, leader epochs), so binding them to ADO.NET parameters does not allocate.</summary>

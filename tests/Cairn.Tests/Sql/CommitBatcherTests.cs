@@ -1,13 +1,15 @@
-using Cairn.Broker.Groups;
-using Cairn.Broker.Groups.Store;
+using Cairn.Sql;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Cairn.Tests.Groups.Store;
+namespace Cairn.Tests.Sql;
 
 public sealed class CommitBatcherTests
 {
-    private static IReadOnlyList<GroupOffsetCommit> Request(string group, int offsets = 1) =>
-        [new GroupOffsetCommit(group, Enumerable.Range(0, offsets).Select(p => new CommittedOffset("t", Guid.Empty, p, 1, -1, null, DateTimeOffset.UnixEpoch)).ToArray())];
+    /// <summary>A request is a name; its weight is given to EnqueueAsync.</summary>
+    private static string Request(string name, int weight = 1) => name;
+
+    private static CommitBatcher<string> Batcher(Func<List<PendingCommit<string>>, ValueTask> write, int maxBatchWeight) =>
+        new(write, NullLogger.Instance, maxBatchWeight, "test commit");
 
     [Fact]
     public async Task Commits_queued_while_a_transaction_is_in_flight_share_the_next_one()
@@ -15,15 +17,15 @@ public sealed class CommitBatcherTests
         var batches = new List<string[]>();
         var firstStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var batcher = new CommitBatcher(async batch =>
+        var batcher = Batcher(async batch =>
         {
-            lock (batches) batches.Add(batch.Select(p => p.Commits[0].GroupId).ToArray());
+            lock (batches) batches.Add(batch.Select(p => p.Item).ToArray());
             if (batches.Count == 1)
             {
                 firstStarted.SetResult();
                 await release.Task;
             }
-        }, NullLogger.Instance, maxBatchOffsets: 1000);
+        }, 1000);
 
         var first = batcher.EnqueueAsync(Request("first"), 1, default);
         await firstStarted.Task;
@@ -47,11 +49,11 @@ public sealed class CommitBatcherTests
         var sizes = new List<int>();
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var batcher = new CommitBatcher(async batch =>
+        var batcher = Batcher(async batch =>
         {
-            sizes.Add(batch.Sum(p => p.OffsetCount));
+            sizes.Add(batch.Sum(p => p.Weight));
             if (sizes.Count == 1) { started.SetResult(); await gate.Task; }
-        }, NullLogger.Instance, maxBatchOffsets: 10);
+        }, 10);
         var first = batcher.EnqueueAsync(Request("a", 1), 1, default);
         await started.Task;
         var rest = Enumerable.Range(0, 6).Select(_ => batcher.EnqueueAsync(Request("b", 4), 4, default)).ToList();
@@ -68,11 +70,11 @@ public sealed class CommitBatcherTests
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var calls = 0;
-        var batcher = new CommitBatcher(async batch =>
+        var batcher = Batcher(async batch =>
         {
             if (Interlocked.Increment(ref calls) == 1) { started.SetResult(); await gate.Task; return; }
             throw new IOException("disk on fire");
-        }, NullLogger.Instance, maxBatchOffsets: 1000);
+        }, 1000);
         var first = batcher.EnqueueAsync(Request("ok"), 1, default);
         await started.Task;
         var failing = Enumerable.Range(0, 5).Select(i => batcher.EnqueueAsync(Request($"f{i}"), 1, default)).ToList();
@@ -83,7 +85,7 @@ public sealed class CommitBatcherTests
 
         // The loop survives a failure.
         var ok = false;
-        var later = new CommitBatcher(_ => { ok = true; return ValueTask.CompletedTask; }, NullLogger.Instance, 1000);
+        var later = Batcher(_ => { ok = true; return ValueTask.CompletedTask; }, 1000);
         await later.EnqueueAsync(Request("x"), 1, default);
         Assert.True(ok);
         await batcher.CompleteAsync();
@@ -96,12 +98,12 @@ public sealed class CommitBatcherTests
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var written = new List<string>();
         var calls = 0;
-        var batcher = new CommitBatcher(async batch =>
+        var batcher = Batcher(async batch =>
         {
             if (Interlocked.Increment(ref calls) == 1) { started.SetResult(); await gate.Task; }
-            if (batch.Any(p => p.Commits[0].GroupId == "poison")) throw new InvalidOperationException("poison");
-            written.AddRange(batch.Select(p => p.Commits[0].GroupId));
-        }, NullLogger.Instance, maxBatchOffsets: 1000);
+            if (batch.Any(p => p.Item == "poison")) throw new InvalidOperationException("poison");
+            written.AddRange(batch.Select(p => p.Item));
+        }, 1000);
         var first = batcher.EnqueueAsync(Request("first"), 1, default);
         await started.Task;
         var a = batcher.EnqueueAsync(Request("a"), 1, default);
@@ -122,11 +124,11 @@ public sealed class CommitBatcherTests
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var written = new List<string>();
-        var batcher = new CommitBatcher(async batch =>
+        var batcher = Batcher(async batch =>
         {
-            written.AddRange(batch.Select(p => p.Commits[0].GroupId));
+            written.AddRange(batch.Select(p => p.Item));
             if (written.Count == 1) { started.SetResult(); await gate.Task; }
-        }, NullLogger.Instance, maxBatchOffsets: 1000);
+        }, 1000);
         var first = batcher.EnqueueAsync(Request("first"), 1, default);
         await started.Task;
         using var cts = new CancellationTokenSource();
@@ -145,7 +147,7 @@ public sealed class CommitBatcherTests
     public async Task Completing_writes_what_is_queued_then_refuses_new_commits()
     {
         var written = 0;
-        var batcher = new CommitBatcher(async batch => { await Task.Delay(5); Interlocked.Add(ref written, batch.Count); }, NullLogger.Instance, 1000);
+        var batcher = Batcher(async batch => { await Task.Delay(5); Interlocked.Add(ref written, batch.Count); }, 1000);
         var tasks = Enumerable.Range(0, 20).Select(i => batcher.EnqueueAsync(Request($"g{i}"), 1, default)).ToList();
         await batcher.CompleteAsync();
         Assert.All(tasks, t => Assert.True(t.IsCompletedSuccessfully));
