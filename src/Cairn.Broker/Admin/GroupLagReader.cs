@@ -6,7 +6,7 @@ using Cairn.Storage;
 namespace Cairn.Broker.Admin;
 
 /// <summary>One partition's committed position next to its log: the numbers lag is made of.</summary>
-public sealed record PartitionLag(
+internal sealed record PartitionLag(
     string Topic,
     int Partition,
     long CommittedOffset,

@@ -5,9 +5,9 @@ using Microsoft.Extensions.Logging;
 
 namespace Cairn.Broker.Groups;
 
-public sealed record OffsetCommitEntry(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata);
+internal sealed record OffsetCommitEntry(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata);
 
-public sealed record PartitionError(string Topic, int Partition, ErrorCode Error);
+internal sealed record PartitionError(string Topic, int Partition, ErrorCode Error);
 
 /// <summary>
 /// Groups' committed offsets: cached in each <see cref="ConsumerGroup"/>, made durable in the <see cref="IGroupStore"/>

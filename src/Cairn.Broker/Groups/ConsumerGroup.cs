@@ -5,10 +5,10 @@ using Cairn.Protocol.Primitives;
 namespace Cairn.Broker.Groups;
 
 /// <summary>The classic group protocol's states, named as DescribeGroups and ListGroups report them.</summary>
-public enum GroupState { Empty, PreparingRebalance, CompletingRebalance, Stable, Dead }
+internal enum GroupState { Empty, PreparingRebalance, CompletingRebalance, Stable, Dead }
 
 /// <summary>What JoinGroup answers to one member.</summary>
-public sealed record JoinGroupResult(
+internal sealed record JoinGroupResult(
     ErrorCode Error,
     int GenerationId = -1,
     string? ProtocolType = null,
@@ -19,18 +19,18 @@ public sealed record JoinGroupResult(
     bool SkipAssignment = false);
 
 /// <summary>A member as the leader sees it in its JoinGroup response: the metadata of the chosen protocol.</summary>
-public sealed record JoinedMember(string MemberId, string? GroupInstanceId, byte[] Metadata);
+internal sealed record JoinedMember(string MemberId, string? GroupInstanceId, byte[] Metadata);
 
-public sealed record SyncGroupResult(ErrorCode Error, string? ProtocolType = null, string? ProtocolName = null, byte[]? Assignment = null);
+internal sealed record SyncGroupResult(ErrorCode Error, string? ProtocolType = null, string? ProtocolName = null, byte[]? Assignment = null);
 
-public sealed record GroupOverview(string GroupId, string ProtocolType, GroupState State);
+internal sealed record GroupOverview(string GroupId, string ProtocolType, GroupState State);
 
-public sealed record MemberDescription(string MemberId, string? GroupInstanceId, string ClientId, string ClientHost, byte[] Metadata, byte[] Assignment);
+internal sealed record MemberDescription(string MemberId, string? GroupInstanceId, string ClientId, string ClientHost, byte[] Metadata, byte[] Assignment);
 
-public sealed record GroupDescription(string GroupId, GroupState State, string ProtocolType, string Protocol, IReadOnlyList<MemberDescription> Members);
+internal sealed record GroupDescription(string GroupId, GroupState State, string ProtocolType, string Protocol, IReadOnlyList<MemberDescription> Members);
 
 /// <summary>A JoinGroup request in the coordinator's terms.</summary>
-public sealed record JoinGroupRequestData(
+internal sealed record JoinGroupRequestData(
     string GroupId,
     string MemberId,
     string? GroupInstanceId,

@@ -9,7 +9,7 @@ namespace Cairn.Broker.Groups;
 /// see <see cref="GroupMembership"/>) and committed offsets made durable in an <see cref="IGroupStore"/> before they are
 /// acknowledged (see <see cref="CommittedOffsets"/>), over one set of groups. Lag is the admin side's business.
 /// </summary>
-public sealed class GroupCoordinator : IAsyncDisposable
+internal sealed class GroupCoordinator : IAsyncDisposable
 {
     private readonly GroupRegistry _groups = new();
     private readonly IGroupStore _store;

@@ -1,7 +1,7 @@
 namespace Cairn.Broker.Groups;
 
 /// <summary>A committed offset of one partition, as the group coordinator keeps it.</summary>
-public sealed record CommittedOffset(
+internal sealed record CommittedOffset(
     string Topic,
     Guid TopicId,
     int Partition,
@@ -11,13 +11,13 @@ public sealed record CommittedOffset(
     DateTimeOffset CommitTime);
 
 /// <summary>The offsets one request commits for one group.</summary>
-public sealed record GroupOffsetCommit(string GroupId, IReadOnlyList<CommittedOffset> Offsets);
+internal sealed record GroupOffsetCommit(string GroupId, IReadOnlyList<CommittedOffset> Offsets);
 
 /// <summary>A protocol a member supports, with its opaque metadata (the subscription).</summary>
-public sealed record MemberProtocol(string Name, byte[] Metadata);
+internal sealed record MemberProtocol(string Name, byte[] Metadata);
 
 /// <summary>A group member as persisted, so static members keep their assignment across a broker restart.</summary>
-public sealed record StoredMember(
+internal sealed record StoredMember(
     string MemberId,
     string? GroupInstanceId,
     string ClientId,
@@ -28,7 +28,7 @@ public sealed record StoredMember(
     byte[] Assignment);
 
 /// <summary>Group metadata as persisted after each completed rebalance or membership change.</summary>
-public sealed record StoredGroup(
+internal sealed record StoredGroup(
     string GroupId,
     string? ProtocolType,
     string? Protocol,
@@ -43,7 +43,7 @@ public sealed record StoredGroup(
 /// when its task completes. Rows are keyed by cluster id (given to the implementation), group, topic id
 /// and partition, so several brokers can later share one database.
 /// </summary>
-public interface IGroupStore : IAsyncDisposable
+internal interface IGroupStore : IAsyncDisposable
 {
     /// <summary>Creates or migrates the schema (schema version table, migrations applied in order); safe on every start.</summary>
     Task InitializeAsync(CancellationToken cancellationToken = default);

@@ -15,7 +15,7 @@ namespace Cairn.Broker.Metrics;
 /// exported (other brokers in the process have meters of the same name), under their own names and labels: no scope
 /// labels, no target_info, every series of an instrument kept up to what <see cref="BrokerMetrics"/> bounds it to.
 /// </summary>
-public sealed class MetricsExport : IDisposable
+internal sealed class MetricsExport : IDisposable
 {
     private readonly MeterProvider _provider;
     private readonly bool _prometheus;

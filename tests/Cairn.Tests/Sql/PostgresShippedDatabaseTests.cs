@@ -15,20 +15,20 @@ public sealed class PostgresShippedDatabaseTests(PostgresServerFixture server) :
 {
     private static int _counter;
 
-    protected override async Task<(string Location, string ConnectionString)> NewDatabaseAsync()
+    private protected override async Task<(string Location, string ConnectionString)> NewDatabaseAsync()
     {
         var connectionString = await server.CreateDatabaseAsync($"shipped_{Environment.ProcessId}_{Interlocked.Increment(ref _counter)}");
         return (connectionString, connectionString);
     }
 
-    protected override async Task<DbConnection> OpenRawAsync(string connectionString)
+    private protected override async Task<DbConnection> OpenRawAsync(string connectionString)
     {
         var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
         return connection;
     }
 
-    protected override async Task CreateShippedGroupSchemaAsync(DbConnection connection, int version)
+    private protected override async Task CreateShippedGroupSchemaAsync(DbConnection connection, int version)
     {
         // PostgresGroupStore.MigrateAsync, as shipped.
         await using var tx = await connection.BeginTransactionAsync();
@@ -77,7 +77,7 @@ public sealed class PostgresShippedDatabaseTests(PostgresServerFixture server) :
         await tx.CommitAsync();
     }
 
-    protected override Task InsertShippedGroupAsync(DbConnection connection, string cluster, StoredGroup group, byte[] members) =>
+    private protected override Task InsertShippedGroupAsync(DbConnection connection, string cluster, StoredGroup group, byte[] members) =>
         ExecAsync(connection, null, """
             INSERT INTO consumer_groups (cluster_id, group_id, protocol_type, protocol, generation, leader, empty_since_ms, members, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
@@ -94,7 +94,7 @@ public sealed class PostgresShippedDatabaseTests(PostgresServerFixture server) :
             new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bigint, Value = group.EmptySince is { } t ? t.ToUnixTimeMilliseconds() : DBNull.Value },
             new NpgsqlParameter<byte[]> { NpgsqlDbType = NpgsqlDbType.Bytea, TypedValue = members });
 
-    protected override Task InsertShippedOffsetAsync(DbConnection connection, string cluster, string group, CommittedOffset o) =>
+    private protected override Task InsertShippedOffsetAsync(DbConnection connection, string cluster, string group, CommittedOffset o) =>
         ExecAsync(connection, null, """
             INSERT INTO group_offsets AS o (cluster_id, group_id, topic_id, partition, topic, committed_offset, leader_epoch, metadata, commit_time_ms)
             SELECT $1, u.g, u.tid, u.p, u.t, u.o, u.e, u.m, u.ts
@@ -114,27 +114,27 @@ public sealed class PostgresShippedDatabaseTests(PostgresServerFixture server) :
             new NpgsqlParameter<List<string?>> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = [o.Metadata] },
             new NpgsqlParameter<List<long>> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, TypedValue = [o.CommitTime.ToUnixTimeMilliseconds()] });
 
-    protected override async Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection)
+    private protected override async Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection)
     {
         var tx = await connection.BeginTransactionAsync();
         await ExecAsync(connection, tx, $"SELECT pg_advisory_xact_lock({0x636169726e6f6666})");
         return tx;
     }
 
-    protected override string[] ShippedOffsetsMigrations =>
+    private protected override string[] ShippedOffsetsMigrations =>
     [
         "CREATE TABLE cairn_offsets (consumer TEXT NOT NULL, source TEXT NOT NULL, offset_value TEXT NOT NULL, PRIMARY KEY (consumer, source))",
         "ALTER TABLE cairn_offsets ADD COLUMN committed_at TIMESTAMPTZ",
     ];
 
-    protected override Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset) =>
+    private protected override Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset) =>
         ExecAsync(connection, null,
             "INSERT INTO cairn_offsets (consumer, source, offset_value, committed_at) VALUES (@consumer, @source, @offset, now()) " +
             "ON CONFLICT (consumer, source) DO UPDATE SET offset_value = EXCLUDED.offset_value, committed_at = EXCLUDED.committed_at",
             new NpgsqlParameter("consumer", consumer), new NpgsqlParameter("source", source), new NpgsqlParameter("offset", offset));
 
-    protected override IGroupStore OpenGroupStore(string location, string cluster) => new PostgresGroupStore(cluster, location, NullLogger.Instance);
+    private protected override IGroupStore OpenGroupStore(string location, string cluster) => new PostgresGroupStore(cluster, location, NullLogger.Instance);
 
-    protected override DbOffsetStore OpenOffsetStore(string connectionString, string consumer) =>
+    private protected override DbOffsetStore OpenOffsetStore(string connectionString, string consumer) =>
         new PostgresOffsetStore(connectionString, new PostgresOffsetStoreOptions { ConsumerName = consumer });
 }

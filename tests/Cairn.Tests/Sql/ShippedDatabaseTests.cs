@@ -60,31 +60,31 @@ public abstract class ShippedDatabaseTests
         new(topic, id, partition, offset, epoch, metadata, T0.AddMinutes(partition));
 
     /// <summary>A fresh, empty database: its location for the group store and its connection string for the offsets store.</summary>
-    protected abstract Task<(string Location, string ConnectionString)> NewDatabaseAsync();
+    private protected abstract Task<(string Location, string ConnectionString)> NewDatabaseAsync();
 
-    protected abstract Task<DbConnection> OpenRawAsync(string connectionString);
+    private protected abstract Task<DbConnection> OpenRawAsync(string connectionString);
 
     /// <summary>The shipped group store's migration transaction up to <paramref name="version"/>.</summary>
-    protected abstract Task CreateShippedGroupSchemaAsync(DbConnection connection, int version);
+    private protected abstract Task CreateShippedGroupSchemaAsync(DbConnection connection, int version);
 
     /// <summary>The shipped SaveGroupAsync and offset-commit statements.</summary>
-    protected abstract Task InsertShippedGroupAsync(DbConnection connection, string cluster, StoredGroup group, byte[] members);
+    private protected abstract Task InsertShippedGroupAsync(DbConnection connection, string cluster, StoredGroup group, byte[] members);
 
-    protected abstract Task InsertShippedOffsetAsync(DbConnection connection, string cluster, string group, CommittedOffset offset);
+    private protected abstract Task InsertShippedOffsetAsync(DbConnection connection, string cluster, string group, CommittedOffset offset);
 
     /// <summary>The shipped offsets store's BeginMigrationAsync: the migration transaction with its lock taken.</summary>
-    protected abstract Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection);
+    private protected abstract Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection);
 
     /// <summary>The shipped offsets store's migrations (its newest schema was version 2).</summary>
-    protected abstract string[] ShippedOffsetsMigrations { get; }
+    private protected abstract string[] ShippedOffsetsMigrations { get; }
 
     /// <summary>The shipped offsets store's CommitAsync statement.</summary>
 
-    protected abstract Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset);
+    private protected abstract Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset);
 
-    protected abstract IGroupStore OpenGroupStore(string location, string cluster);
+    private protected abstract IGroupStore OpenGroupStore(string location, string cluster);
 
-    protected abstract DbOffsetStore OpenOffsetStore(string connectionString, string consumer);
+    private protected abstract DbOffsetStore OpenOffsetStore(string connectionString, string consumer);
 
     [Theory]
     [InlineData(1)]
@@ -222,7 +222,7 @@ public abstract class ShippedDatabaseTests
         return values;
     }
 
-    protected static async Task ExecAsync(DbConnection connection, DbTransaction? transaction, string sql, params object?[] values)
+    private protected static async Task ExecAsync(DbConnection connection, DbTransaction? transaction, string sql, params object?[] values)
     {
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;

@@ -13,13 +13,13 @@ public sealed class SqliteShippedDatabaseTests : ShippedDatabaseTests, IDisposab
 {
     private readonly TempDirectory _dir = new();
 
-    protected override Task<(string Location, string ConnectionString)> NewDatabaseAsync()
+    private protected override Task<(string Location, string ConnectionString)> NewDatabaseAsync()
     {
         var path = _dir.File(Guid.NewGuid().ToString("N") + ".db");
         return Task.FromResult((path, new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ConnectionString));
     }
 
-    protected override async Task<DbConnection> OpenRawAsync(string connectionString)
+    private protected override async Task<DbConnection> OpenRawAsync(string connectionString)
     {
         SQLitePCL.Batteries_V2.Init();
         var connection = new SqliteConnection(connectionString);
@@ -27,7 +27,7 @@ public sealed class SqliteShippedDatabaseTests : ShippedDatabaseTests, IDisposab
         return connection;
     }
 
-    protected override async Task CreateShippedGroupSchemaAsync(DbConnection connection, int version)
+    private protected override async Task CreateShippedGroupSchemaAsync(DbConnection connection, int version)
     {
         // SqliteGroupStore.InitializeAsync and Migrate, as shipped.
         await ExecAsync(connection, null, "PRAGMA journal_mode = WAL;");
@@ -72,7 +72,7 @@ public sealed class SqliteShippedDatabaseTests : ShippedDatabaseTests, IDisposab
         await tx.CommitAsync();
     }
 
-    protected override Task InsertShippedGroupAsync(DbConnection connection, string cluster, StoredGroup group, byte[] members) =>
+    private protected override Task InsertShippedGroupAsync(DbConnection connection, string cluster, StoredGroup group, byte[] members) =>
         ExecAsync(connection, null, """
             INSERT INTO consumer_groups (cluster_id, group_id, protocol_type, protocol, generation, leader, empty_since_ms, members, updated_ms)
             VALUES ($cluster, $group, $protocol_type, $protocol, $generation, $leader, $empty_since, $members, $updated)
@@ -88,7 +88,7 @@ public sealed class SqliteShippedDatabaseTests : ShippedDatabaseTests, IDisposab
             new SqliteParameter("$members", SqliteType.Blob) { Value = members },
             new SqliteParameter("$updated", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
 
-    protected override Task InsertShippedOffsetAsync(DbConnection connection, string cluster, string group, CommittedOffset o)
+    private protected override Task InsertShippedOffsetAsync(DbConnection connection, string cluster, string group, CommittedOffset o)
     {
         var topicId = new byte[16];
         o.TopicId.TryWriteBytes(topicId);
@@ -107,28 +107,28 @@ public sealed class SqliteShippedDatabaseTests : ShippedDatabaseTests, IDisposab
             new SqliteParameter("$time", SqliteType.Integer) { Value = o.CommitTime.ToUnixTimeMilliseconds() });
     }
 
-    protected override async Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection)
+    private protected override async Task<DbTransaction> BeginShippedOffsetsMigrationAsync(DbConnection connection)
     {
         await ExecAsync(connection, null, "PRAGMA journal_mode = WAL");
         return ((SqliteConnection)connection).BeginTransaction(deferred: false);
     }
 
-    protected override string[] ShippedOffsetsMigrations =>
+    private protected override string[] ShippedOffsetsMigrations =>
     [
         "CREATE TABLE cairn_offsets (consumer TEXT NOT NULL, source TEXT NOT NULL, offset_value TEXT NOT NULL, PRIMARY KEY (consumer, source))",
         "ALTER TABLE cairn_offsets ADD COLUMN committed_at TEXT",
     ];
 
-    protected override Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset) =>
+    private protected override Task InsertShippedOffsetRowAsync(DbConnection connection, string consumer, string source, string offset) =>
         ExecAsync(connection, null,
             "INSERT INTO cairn_offsets (consumer, source, offset_value, committed_at) " +
             "VALUES (@consumer, @source, @offset, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) " +
             "ON CONFLICT (consumer, source) DO UPDATE SET offset_value = excluded.offset_value, committed_at = excluded.committed_at",
             new SqliteParameter("consumer", consumer), new SqliteParameter("source", source), new SqliteParameter("offset", offset));
 
-    protected override IGroupStore OpenGroupStore(string location, string cluster) => new SqliteGroupStore(cluster, location, NullLogger.Instance);
+    private protected override IGroupStore OpenGroupStore(string location, string cluster) => new SqliteGroupStore(cluster, location, NullLogger.Instance);
 
-    protected override DbOffsetStore OpenOffsetStore(string connectionString, string consumer) =>
+    private protected override DbOffsetStore OpenOffsetStore(string connectionString, string consumer) =>
         new SqliteOffsetStore(connectionString, new SqliteOffsetStoreOptions { ConsumerName = consumer });
 
     public void Dispose()

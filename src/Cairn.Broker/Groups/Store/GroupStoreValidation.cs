@@ -74,7 +74,7 @@ internal static class GroupStoreValidation
 }
 
 /// <summary>The database holds a schema newer than this build knows (written by a newer Cairn).</summary>
-public sealed class GroupStoreSchemaException(string message) : InvalidOperationException(message);
+internal sealed class GroupStoreSchemaException(string message) : InvalidOperationException(message);
 
 /// <summary>The newer-schema error and the time conversions shared by the stores.</summary>
 internal static class GroupStoreSchema

@@ -7,7 +7,7 @@ namespace Cairn.Broker.Groups.Store;
 /// The "database" behind <see cref="InMemoryGroupStore"/>: share one between several stores to model several
 /// brokers (cluster ids) on one database, or a broker restart (dispose the store, open a new one on it).
 /// </summary>
-public sealed class InMemoryGroupDatabase
+internal sealed class InMemoryGroupDatabase
 {
     internal readonly object Lock = new();
     internal readonly Dictionary<(string Cluster, string Group), Dictionary<(Guid TopicId, int Partition), CommittedOffset>> Offsets = new();
@@ -18,7 +18,7 @@ public sealed class InMemoryGroupDatabase
 }
 
 /// <summary>Non-durable <see cref="IGroupStore"/> for tests. Values are copied in and out, and times are cut to milliseconds like the durable stores do.</summary>
-public sealed class InMemoryGroupStore : IGroupStore
+internal sealed class InMemoryGroupStore : IGroupStore
 {
     public const int SchemaVersion = 1;
 

@@ -6,7 +6,7 @@ using NpgsqlTypes;
 namespace Cairn.Broker.Groups.Store;
 
 /// <summary>Settings of <see cref="PostgresGroupStore"/>.</summary>
-public sealed record PostgresGroupStoreOptions
+internal sealed record PostgresGroupStoreOptions
 {
     /// <summary>Most offsets one group-commit transaction writes; more queued commits go into the next transaction.</summary>
     public int MaxBatchOffsets { get; init; } = 16_384;
@@ -20,7 +20,7 @@ public sealed record PostgresGroupStoreOptions
 /// one prepared <c>INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE</c> statement (one round trip, its own
 /// implicit transaction). Migrations run under a transaction-scoped advisory lock, so several processes may start at once.
 /// </summary>
-public sealed class PostgresGroupStore : SqlGroupStore
+internal sealed class PostgresGroupStore : SqlGroupStore
 {
     /// <summary>Key of the advisory lock held while migrating ("CairnGrp").</summary>
     public const long MigrationLockKey = 0x436169726E477270;

@@ -10,7 +10,7 @@ namespace Cairn.Broker.Groups.Store;
 /// transaction is in flight are written together in the next one; how a batch is written is the one thing each engine
 /// does its own way (<see cref="SqliteGroupStore"/>, <see cref="PostgresGroupStore"/>).
 /// </summary>
-public abstract class SqlGroupStore : IGroupStore
+internal abstract class SqlGroupStore : IGroupStore
 {
     private const string Offsets = "group_offsets";
     private const string Groups = "consumer_groups";

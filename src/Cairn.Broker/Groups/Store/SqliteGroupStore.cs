@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 namespace Cairn.Broker.Groups.Store;
 
 /// <summary>Settings of <see cref="SqliteGroupStore"/>.</summary>
-public sealed record SqliteGroupStoreOptions
+internal sealed record SqliteGroupStoreOptions
 {
     /// <summary>How long a statement waits for a lock held by another connection or process (SQLite busy timeout).</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(30);
@@ -22,7 +22,7 @@ public sealed record SqliteGroupStoreOptions
 /// it is on disk). One dedicated writer connection does every write; reads use separate read-only connections
 /// (<see cref="SqliteDatabase"/>). A batch of offset commits is one transaction of a prepared upsert run once per offset.
 /// </summary>
-public sealed class SqliteGroupStore : SqlGroupStore
+internal sealed class SqliteGroupStore : SqlGroupStore
 {
     /// <summary>File name of the store inside the broker's data directory.</summary>
     public const string DefaultFileName = "groups.db";

@@ -15,16 +15,16 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
     private readonly List<IGroupStore> _opened = new();
 
     /// <summary>A new, empty database for one test.</summary>
-    protected abstract Task<string> NewDatabaseAsync();
+    private protected abstract Task<string> NewDatabaseAsync();
 
     /// <summary>A new (uninitialized) store on <paramref name="location"/>.</summary>
-    protected abstract IGroupStore CreateStore(string location, string clusterId);
+    private protected abstract IGroupStore CreateStore(string location, string clusterId);
 
     /// <summary>Makes the database claim schema <paramref name="version"/> (as if a newer Cairn had migrated it).</summary>
-    protected abstract Task SetSchemaVersionAsync(string location, int version);
+    private protected abstract Task SetSchemaVersionAsync(string location, int version);
 
     /// <summary>The newest schema version the store knows.</summary>
-    protected abstract int KnownSchemaVersion { get; }
+    private protected abstract int KnownSchemaVersion { get; }
 
     public virtual Task InitializeAsync() => Task.CompletedTask;
 
@@ -33,41 +33,41 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         foreach (var store in _opened) await store.DisposeAsync();
     }
 
-    protected IGroupStore Open(string location, string clusterId = ClusterA)
+    private protected IGroupStore Open(string location, string clusterId = ClusterA)
     {
         var store = CreateStore(location, clusterId);
         _opened.Add(store);
         return store;
     }
 
-    protected async Task<IGroupStore> OpenInitializedAsync(string location, string clusterId = ClusterA)
+    private protected async Task<IGroupStore> OpenInitializedAsync(string location, string clusterId = ClusterA)
     {
         var store = Open(location, clusterId);
         await store.InitializeAsync();
         return store;
     }
 
-    protected async Task<(string Location, IGroupStore Store)> FreshAsync(string clusterId = ClusterA)
+    private protected async Task<(string Location, IGroupStore Store)> FreshAsync(string clusterId = ClusterA)
     {
         var location = await NewDatabaseAsync();
         return (location, await OpenInitializedAsync(location, clusterId));
     }
 
-    protected static readonly Guid TopicAId = new("6d2b3b8e-4a1f-4f9e-9c59-1b0f0d5d9a01");
-    protected static readonly Guid TopicBId = new("0a5f4c7e-92e3-4e21-8f1b-7c3c2e6f4b02");
-    protected static readonly DateTimeOffset T0 = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_123);
+    private protected static readonly Guid TopicAId = new("6d2b3b8e-4a1f-4f9e-9c59-1b0f0d5d9a01");
+    private protected static readonly Guid TopicBId = new("0a5f4c7e-92e3-4e21-8f1b-7c3c2e6f4b02");
+    private protected static readonly DateTimeOffset T0 = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_123);
 
-    protected static CommittedOffset Offset(string topic, Guid topicId, int partition, long offset, int epoch = -1, string? metadata = null, DateTimeOffset? time = null) =>
+    private protected static CommittedOffset Offset(string topic, Guid topicId, int partition, long offset, int epoch = -1, string? metadata = null, DateTimeOffset? time = null) =>
         new(topic, topicId, partition, offset, epoch, metadata, time ?? T0);
 
-    protected static GroupOffsetCommit Commit(string group, params CommittedOffset[] offsets) => new(group, offsets);
+    private protected static GroupOffsetCommit Commit(string group, params CommittedOffset[] offsets) => new(group, offsets);
 
-    protected static IReadOnlyList<GroupOffsetCommit> One(string group, params CommittedOffset[] offsets) => [Commit(group, offsets)];
+    private protected static IReadOnlyList<GroupOffsetCommit> One(string group, params CommittedOffset[] offsets) => [Commit(group, offsets)];
 
-    protected static List<CommittedOffset> Sorted(IEnumerable<CommittedOffset> offsets) =>
+    private protected static List<CommittedOffset> Sorted(IEnumerable<CommittedOffset> offsets) =>
         offsets.OrderBy(o => o.Topic, StringComparer.Ordinal).ThenBy(o => o.Partition).ThenBy(o => o.TopicId).ToList();
 
-    protected static void AssertOffsets(IEnumerable<CommittedOffset> expected, IEnumerable<CommittedOffset> actual)
+    private protected static void AssertOffsets(IEnumerable<CommittedOffset> expected, IEnumerable<CommittedOffset> actual)
     {
         var e = Sorted(expected);
         var a = Sorted(actual);
@@ -84,7 +84,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         }
     }
 
-    protected static void AssertGroup(StoredGroup expected, StoredGroup actual)
+    private protected static void AssertGroup(StoredGroup expected, StoredGroup actual)
     {
         Assert.Equal(expected.GroupId, actual.GroupId);
         Assert.Equal(expected.ProtocolType, actual.ProtocolType);
@@ -113,7 +113,7 @@ public abstract class GroupStoreContractTests : IAsyncLifetime
         }
     }
 
-    protected static StoredGroup SampleGroup(string groupId, DateTimeOffset? emptySince = null, int generation = 7)
+    private protected static StoredGroup SampleGroup(string groupId, DateTimeOffset? emptySince = null, int generation = 7)
     {
         var random = new Random(groupId.GetHashCode(StringComparison.Ordinal) ^ generation);
         var big = new byte[3000];

@@ -8,19 +8,19 @@ public sealed class InMemoryGroupStoreTests : GroupStoreContractTests
 {
     private readonly ConcurrentDictionary<string, InMemoryGroupDatabase> _databases = new();
 
-    protected override int KnownSchemaVersion => InMemoryGroupStore.SchemaVersion;
+    private protected override int KnownSchemaVersion => InMemoryGroupStore.SchemaVersion;
 
-    protected override Task<string> NewDatabaseAsync()
+    private protected override Task<string> NewDatabaseAsync()
     {
         var name = Guid.NewGuid().ToString("N");
         _databases[name] = new InMemoryGroupDatabase();
         return Task.FromResult(name);
     }
 
-    protected override IGroupStore CreateStore(string location, string clusterId) =>
+    private protected override IGroupStore CreateStore(string location, string clusterId) =>
         new InMemoryGroupStore(clusterId, _databases[location]);
 
-    protected override Task SetSchemaVersionAsync(string location, int version)
+    private protected override Task SetSchemaVersionAsync(string location, int version)
     {
         _databases[location].SchemaVersion = version;
         return Task.CompletedTask;

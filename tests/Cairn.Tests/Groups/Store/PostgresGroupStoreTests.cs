@@ -10,15 +10,15 @@ public sealed class PostgresGroupStoreTests(PostgresServerFixture server) : Grou
 {
     private static int _counter;
 
-    protected override int KnownSchemaVersion => PostgresGroupStore.SchemaVersion;
+    private protected override int KnownSchemaVersion => PostgresGroupStore.SchemaVersion;
 
-    protected override Task<string> NewDatabaseAsync() =>
+    private protected override Task<string> NewDatabaseAsync() =>
         server.CreateDatabaseAsync($"groups_{Environment.ProcessId}_{Interlocked.Increment(ref _counter)}");
 
-    protected override IGroupStore CreateStore(string location, string clusterId) =>
+    private protected override IGroupStore CreateStore(string location, string clusterId) =>
         new PostgresGroupStore(clusterId, location, NullLogger.Instance);
 
-    protected override async Task SetSchemaVersionAsync(string location, int version)
+    private protected override async Task SetSchemaVersionAsync(string location, int version)
     {
         await using var conn = new NpgsqlConnection(location);
         await conn.OpenAsync();

@@ -9,15 +9,15 @@ public sealed class SqliteGroupStoreTests : GroupStoreContractTests
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("cairn-groups-sqlite-").FullName;
 
-    protected override int KnownSchemaVersion => SqliteGroupStore.SchemaVersion;
+    private protected override int KnownSchemaVersion => SqliteGroupStore.SchemaVersion;
 
-    protected override Task<string> NewDatabaseAsync() =>
+    private protected override Task<string> NewDatabaseAsync() =>
         Task.FromResult(Path.Combine(_dir, Guid.NewGuid().ToString("N"), SqliteGroupStore.DefaultFileName));
 
-    protected override IGroupStore CreateStore(string location, string clusterId) =>
+    private protected override IGroupStore CreateStore(string location, string clusterId) =>
         new SqliteGroupStore(clusterId, location, NullLogger.Instance, new SqliteGroupStoreOptions { BusyTimeout = TimeSpan.FromSeconds(10) });
 
-    protected override Task SetSchemaVersionAsync(string location, int version)
+    private protected override Task SetSchemaVersionAsync(string location, int version)
     {
         SQLitePCL.Batteries_V2.Init();
         using var conn = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = location, Pooling = false }.ToString());
