@@ -38,7 +38,7 @@ internal sealed class MetadataHandler(ClusterIdentity cluster, ITopicCatalog top
             {
                 response.Topics.Add(topics.TryGetTopic(wanted.TopicId, out var byId)
                     ? Describe(byId, request.IncludeTopicAuthorizedOperations)
-                    : new() { Name = null!, TopicId = wanted.TopicId, ErrorCode = (short)ErrorCode.UnknownTopicId });
+                    : new() { Name = null, TopicId = wanted.TopicId, ErrorCode = (short)ErrorCode.UnknownTopicId });
                 continue;
             }
             var (topic, error) = topics.GetOrAutoCreateTopic(wanted.Name ?? "", autoCreate);

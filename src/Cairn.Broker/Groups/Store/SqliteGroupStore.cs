@@ -28,9 +28,7 @@ internal sealed class SqliteGroupStore : SqlGroupStore
     public const string DefaultFileName = "groups.db";
 
     private readonly byte[] _topicIdBuffer = new byte[16]; // bound by value (copied) on each execution
-    private SqliteCommand? _upsert;
-    private SqliteParameter _pGroup = null!, _pTopicId = null!, _pPartition = null!, _pTopic = null!, _pOffset = null!,
-        _pEpoch = null!, _pMetadata = null!, _pTime = null!;
+    private OffsetUpsert? _upsert;
 
     /// <summary>The store at <c>&lt;dataDir&gt;/groups.db</c>.</summary>
     public static SqliteGroupStore ForDataDir(string clusterId, string dataDir, ILogger logger, SqliteGroupStoreOptions? options = null)
@@ -73,7 +71,7 @@ internal sealed class SqliteGroupStore : SqlGroupStore
         new(Database.WriteAsync((connection, tx, _) =>
         {
             var upsert = PreparedUpsert((SqliteConnection)connection);
-            upsert.Transaction = (SqliteTransaction)tx!;
+            upsert.Command.Transaction = (SqliteTransaction)tx!;
             try
             {
                 foreach (var pending in batch)
@@ -81,40 +79,41 @@ internal sealed class SqliteGroupStore : SqlGroupStore
                     var commits = pending.Item;
                     for (var i = 0; i < commits.Count; i++)
                     {
-                        _pGroup.Value = commits[i].GroupId;
+                        upsert.Group.Value = commits[i].GroupId;
                         var offsets = commits[i].Offsets;
                         for (var j = 0; j < offsets.Count; j++)
                         {
                             var o = offsets[j];
                             // Same bytes as Guid.ToByteArray (how Microsoft.Data.Sqlite binds and reads a Guid), without allocating.
                             o.TopicId.TryWriteBytes(_topicIdBuffer);
-                            _pTopicId.Value = _topicIdBuffer;
-                            _pPartition.Value = SmallInts.Box(o.Partition);
-                            _pTopic.Value = o.Topic;
-                            _pOffset.Value = o.Offset;
-                            _pEpoch.Value = SmallInts.Box(o.LeaderEpoch);
-                            _pMetadata.Value = (object?)o.Metadata ?? DBNull.Value;
-                            _pTime.Value = GroupStoreSchema.ToUnixMs(o.CommitTime);
-                            upsert.ExecuteNonQuery();
+                            upsert.TopicId.Value = _topicIdBuffer;
+                            upsert.Partition.Value = SmallInts.Box(o.Partition);
+                            upsert.Topic.Value = o.Topic;
+                            upsert.Offset.Value = o.Offset;
+                            upsert.Epoch.Value = SmallInts.Box(o.LeaderEpoch);
+                            upsert.Metadata.Value = (object?)o.Metadata ?? DBNull.Value;
+                            upsert.Time.Value = GroupStoreSchema.ToUnixMs(o.CommitTime);
+                            upsert.Command.ExecuteNonQuery();
                         }
                     }
                 }
             }
             finally
             {
-                upsert.Transaction = null;
-                _pGroup.Value = null;
-                _pTopic.Value = null;
-                _pMetadata.Value = null;
+                // Drop references to the last request's strings so the prepared command does not keep them alive.
+                upsert.Command.Transaction = null;
+                upsert.Group.Value = null;
+                upsert.Topic.Value = null;
+                upsert.Metadata.Value = null;
             }
             return Task.CompletedTask;
         }, transaction: true, CancellationToken.None));
 
     /// <summary>The offset upsert, prepared once on the writer connection (called under the write lock).</summary>
-    private SqliteCommand PreparedUpsert(SqliteConnection writer)
+    private OffsetUpsert PreparedUpsert(SqliteConnection writer)
     {
-        if (_upsert is not null && ReferenceEquals(_upsert.Connection, writer)) return _upsert;
-        _upsert?.Dispose();
+        if (_upsert is not null && ReferenceEquals(_upsert.Command.Connection, writer)) return _upsert;
+        _upsert?.Command.Dispose();
         var d = Database.Dialect;
         var cmd = writer.CreateCommand();
         cmd.CommandText = d.UpsertSql("group_offsets",
@@ -124,21 +123,26 @@ internal sealed class SqliteGroupStore : SqlGroupStore
             ("leader_epoch", d.Parameter("epoch")), ("metadata", d.Parameter("metadata")), ("commit_time_ms", d.Parameter("time")),
         ], ["cluster_id", "group_id", "topic_id", "partition"]);
         cmd.Parameters.Add(new SqliteParameter("@cluster", SqliteType.Text) { Value = ClusterId });
-        _pGroup = cmd.Parameters.Add("@group", SqliteType.Text);
-        _pTopicId = cmd.Parameters.Add("@topic_id", SqliteType.Blob);
-        _pPartition = cmd.Parameters.Add("@partition", SqliteType.Integer);
-        _pTopic = cmd.Parameters.Add("@topic", SqliteType.Text);
-        _pOffset = cmd.Parameters.Add("@offset", SqliteType.Integer);
-        _pEpoch = cmd.Parameters.Add("@epoch", SqliteType.Integer);
-        _pMetadata = cmd.Parameters.Add("@metadata", SqliteType.Text);
-        _pTime = cmd.Parameters.Add("@time", SqliteType.Integer);
+        var upsert = new OffsetUpsert(cmd,
+            Group: cmd.Parameters.Add("@group", SqliteType.Text),
+            TopicId: cmd.Parameters.Add("@topic_id", SqliteType.Blob),
+            Partition: cmd.Parameters.Add("@partition", SqliteType.Integer),
+            Topic: cmd.Parameters.Add("@topic", SqliteType.Text),
+            Offset: cmd.Parameters.Add("@offset", SqliteType.Integer),
+            Epoch: cmd.Parameters.Add("@epoch", SqliteType.Integer),
+            Metadata: cmd.Parameters.Add("@metadata", SqliteType.Text),
+            Time: cmd.Parameters.Add("@time", SqliteType.Integer));
         cmd.Prepare();
-        return _upsert = cmd;
+        return _upsert = upsert;
     }
+
+    /// <summary>The prepared upsert and its parameters, rebound for every offset instead of building a command per row.</summary>
+    private sealed record OffsetUpsert(SqliteCommand Command, SqliteParameter Group, SqliteParameter TopicId, SqliteParameter Partition,
+        SqliteParameter Topic, SqliteParameter Offset, SqliteParameter Epoch, SqliteParameter Metadata, SqliteParameter Time);
 
     private protected override ValueTask DisposeCoreAsync()
     {
-        _upsert?.Dispose();
+        _upsert?.Command.Dispose();
         _upsert = null;
         return ValueTask.CompletedTask;
     }
