@@ -10,7 +10,8 @@ namespace Cairn.Storage;
 /// <remarks>
 /// Reads and offset lookups are synchronous: they are served from data this broker holds (in cluster mode, its local
 /// copy), and the fetch path must not pay for an async state machine per partition. Appends are asynchronous because
-/// acknowledging one may wait for durability (an fsync here, replication in cluster mode).
+/// acknowledging one may wait for durability (an fsync here, replication in cluster mode). Every member is called
+/// concurrently by many connections.
 /// </remarks>
 public interface IPartitionLog
 {
