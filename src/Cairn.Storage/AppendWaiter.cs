@@ -17,7 +17,7 @@ namespace Cairn.Storage;
 public sealed class AppendWaiter : IValueTaskSource, IDisposable
 {
     private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
-    private readonly List<PartitionLog> _logs = new();
+    private readonly List<IPartitionLog> _logs = new();
     private readonly Timer _timer;
     private CancellationTokenRegistration _cancellation;
     private int _armed; // 1 from Start until the first wake; the wake that clears it completes the wait
@@ -35,10 +35,10 @@ public sealed class AppendWaiter : IValueTaskSource, IDisposable
     /// Wakes the wait at the next append to <paramref name="log"/>, at once if its high-water mark already moved
     /// past <paramref name="highWatermark"/> (what the caller last read) or the log is closed.
     /// </summary>
-    public void Watch(PartitionLog log, long highWatermark)
+    public void Watch(IPartitionLog log, long highWatermark)
     {
         _logs.Add(log);
-        log.AddWaiter(this); // registered before the check, so an append between the two still wakes us
+        log.AddAppendWaiter(this); // registered before the check, so an append between the two still wakes us
         Interlocked.MemoryBarrier();
         if (log.HighWatermark > highWatermark || log.IsClosed) Wake();
     }
@@ -55,7 +55,8 @@ public sealed class AppendWaiter : IValueTaskSource, IDisposable
         return new ValueTask(this, _core.Version);
     }
 
-    internal void Wake()
+    /// <summary>Ends the current wait (if it is still waiting); what a partition calls after an append or on closing.</summary>
+    public void Wake()
     {
         if (Interlocked.Exchange(ref _armed, 0) == 1) _core.SetResult(true);
     }
@@ -72,7 +73,7 @@ public sealed class AppendWaiter : IValueTaskSource, IDisposable
             _timer.Change(Timeout.Infinite, Timeout.Infinite);
             _cancellation.Dispose();
             _cancellation = default;
-            foreach (var log in _logs) log.RemoveWaiter(this);
+            foreach (var log in _logs) log.RemoveAppendWaiter(this);
             _logs.Clear();
         }
     }

@@ -11,12 +11,13 @@ namespace Cairn.Storage;
 /// lock around offset assignment and one positional write; reads are lock-free.
 /// </summary>
 /// <remarks>
-/// This type is what the broker holds; it coordinates the jobs, each in its own type over the shared
-/// <see cref="PartitionState"/>: <see cref="LogRecovery"/> (open), <see cref="LogAppender"/> (append),
-/// <see cref="LogFlusher"/> (fsync), <see cref="LogReader"/> (fetch and timestamp lookups) and
-/// <see cref="LogRetention"/> (DeleteRecords and retention). It owns the long-poll waiters and shutdown.
+/// This type is what the broker holds (its handlers see it as <see cref="IPartitionLog"/>); it coordinates the
+/// jobs, each in its own type over the shared <see cref="PartitionState"/>: <see cref="LogRecovery"/> (open),
+/// <see cref="LogAppender"/> (append), <see cref="LogFlusher"/> (fsync), <see cref="LogReader"/> (fetch and
+/// timestamp lookups) and <see cref="LogRetention"/> (DeleteRecords and retention). It owns the long-poll waiters and
+/// shutdown.
 /// </remarks>
-public sealed class PartitionLog : IDisposable
+public sealed class PartitionLog : IPartitionLog, IDisposable
 {
     internal const string CleanShutdownFile = "clean-shutdown";
     internal const string LogStartCheckpointFile = "log-start-offset.checkpoint";
@@ -192,12 +193,12 @@ public sealed class PartitionLog : IDisposable
 
     // Registration is before the waiter's HWM check and the wake is after the HWM write, both under the list's
     // lock, so a wait never misses an append. Waiters are woken in place: Wake only queues their continuation.
-    internal void AddWaiter(AppendWaiter waiter)
+    public void AddAppendWaiter(AppendWaiter waiter)
     {
         lock (_waiters) _waiters.Add(waiter);
     }
 
-    internal void RemoveWaiter(AppendWaiter waiter)
+    public void RemoveAppendWaiter(AppendWaiter waiter)
     {
         lock (_waiters) _waiters.Remove(waiter);
     }

@@ -5,7 +5,7 @@ using System.Text.Json.Serialization;
 namespace Cairn.Storage;
 
 /// <summary>A topic: its persistent id, effective config (broker defaults + overrides) and partition logs.</summary>
-public sealed class TopicLog
+public sealed class TopicLog : ITopic
 {
     private PartitionLog[] _partitions;
     private volatile LogConfig _config;
@@ -39,6 +39,14 @@ public sealed class TopicLog
     }
 
     public bool TryGetPartition(int partition, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PartitionLog? log)
+    {
+        log = GetPartition(partition);
+        return log is not null;
+    }
+
+    IReadOnlyList<IPartitionLog> ITopic.Partitions => Partitions;
+
+    bool ITopic.TryGetPartition(int partition, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IPartitionLog? log)
     {
         log = GetPartition(partition);
         return log is not null;

@@ -48,7 +48,7 @@ internal sealed class AlterConfigsHandler(ITopicCatalog topics) : ApiHandler<Alt
 
 internal static class TopicConfigs
 {
-    public static (ErrorCode Error, string? Message) Alter(ITopicCatalog topics, sbyte resourceType, Func<ITopicCatalog, TopicOperationResult> alter)
+    public static (ErrorCode Error, string? Message) Alter(ITopicCatalog topics, sbyte resourceType, Func<ITopicCatalog, TopicChange> alter)
     {
         switch (resourceType)
         {

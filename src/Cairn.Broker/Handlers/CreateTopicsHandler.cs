@@ -28,7 +28,7 @@ internal sealed class CreateTopicsHandler(ClusterIdentity cluster, ITopicCatalog
             if (error != ErrorCode.None) { Fail(result, error, message); continue; }
 
             var configs = t.Configs.Select(c => new KeyValuePair<string, string?>(c.Name, c.Value)).ToList();
-            TopicOperationResult created;
+            TopicChange created;
             if (request.ValidateOnly)
             {
                 created = topics.ValidateCreateTopic(t.Name, partitions, configs);

@@ -29,7 +29,7 @@ internal sealed class FetchHandler(ITopicCatalog topics, FetchSessionCache fetch
         public int MaxBytes { get; } = maxBytes;
         public FetchSessionPartition? Cached { get; } = cached;
         public ErrorCode Error { get; init; }
-        public PartitionLog? Log { get; init; }
+        public IPartitionLog? Log { get; init; }
     }
 
     protected override async ValueTask<FetchResponse?> HandleAsync(RequestContext context, FetchRequest request, CancellationToken cancellationToken)
@@ -156,7 +156,7 @@ internal sealed class FetchHandler(ITopicCatalog topics, FetchSessionCache fetch
         return null;
     }
 
-    private (string? Name, Guid Id, TopicLog? Topic, ErrorCode Error) Resolve(string name, Guid id, short version)
+    private (string? Name, Guid Id, ITopic? Topic, ErrorCode Error) Resolve(string name, Guid id, short version)
     {
         if (version >= 13)
         {
@@ -169,7 +169,7 @@ internal sealed class FetchHandler(ITopicCatalog topics, FetchSessionCache fetch
             : (name, Guid.Empty, null, ErrorCode.UnknownTopicOrPartition);
     }
 
-    private static Target MakeTarget(string name, Guid id, int partition, long offset, int maxBytes, FetchSessionPartition? cached, TopicLog? topic, ErrorCode topicError)
+    private static Target MakeTarget(string name, Guid id, int partition, long offset, int maxBytes, FetchSessionPartition? cached, ITopic? topic, ErrorCode topicError)
     {
         if (topic is null) return new Target(name, id, partition, offset, maxBytes, cached) { Error = topicError };
         return topic.TryGetPartition(partition, out var log)
@@ -210,7 +210,7 @@ internal sealed class FetchHandler(ITopicCatalog topics, FetchSessionCache fetch
                 data.LastStableOffset = data.HighWatermark;
                 continue;
             }
-            var read = t.Log.Read(t.FetchOffset, Math.Max(limit, 1));
+            var read = t.Log.Read(t.FetchOffset, Math.Max(limit, 1), minOneBatch: true);
             data.ErrorCode = (short)read.Error;
             data.HighWatermark = read.HighWatermark;
             data.LastStableOffset = read.LastStableOffset;

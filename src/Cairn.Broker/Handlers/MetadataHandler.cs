@@ -49,7 +49,7 @@ internal sealed class MetadataHandler(ClusterIdentity cluster, ITopicCatalog top
         return ValueTask.FromResult<MetadataResponse?>(response);
     }
 
-    private MetadataResponse.MetadataResponseTopic Describe(TopicLog topic, bool includeOperations)
+    private MetadataResponse.MetadataResponseTopic Describe(ITopic topic, bool includeOperations)
     {
         var result = new MetadataResponse.MetadataResponseTopic
         {

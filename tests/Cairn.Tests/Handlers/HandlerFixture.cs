@@ -3,6 +3,7 @@ using Cairn.Broker.Groups.Store;
 using Cairn.Broker.Handlers;
 using Cairn.Broker.Services;
 using Cairn.Protocol;
+using Cairn.Protocol.Primitives;
 using Cairn.Protocol.Schema;
 using Cairn.Storage;
 using Cairn.Tests.Groups;
@@ -54,10 +55,33 @@ internal sealed class HandlerFixture : IAsyncDisposable
         string clientId = "handler-tests")
         where TRequest : class, new() where TResponse : class, new()
     {
-        var header = new RequestHeader(MessageCatalog.Of<TRequest>().ApiKey, version, 1, clientId);
-        var context = new RequestContext(header, new ConnectionInfo(1, "127.0.0.1:40000", "/127.0.0.1"));
-        return await handler.HandleDecodedAsync(context, request, CancellationToken.None);
+        return await handler.HandleDecodedAsync(ContextFor<TRequest>(version, clientId), request, CancellationToken.None);
     }
+
+    /// <summary>
+    /// <see cref="CallAsync"/>, with a failure answered as the connection answers it: the error policy picks the code and
+    /// the handler builds its error response from the request's bytes.
+    /// </summary>
+    public static async Task<TResponse?> CallUnderErrorPolicyAsync<TRequest, TResponse>(ApiHandler<TRequest, TResponse> handler, TRequest request,
+        short version, string clientId = "handler-tests")
+        where TRequest : class, new() where TResponse : class, new()
+    {
+        var context = ContextFor<TRequest>(version, clientId);
+        try
+        {
+            return await handler.HandleDecodedAsync(context, request, CancellationToken.None);
+        }
+        catch (Exception failure)
+        {
+            using var body = new KafkaWriter();
+            MessageSerializer.Write(body, request, version);
+            var error = ErrorPolicy.CodeFor(context.Header.ApiKey, failure);
+            return (TResponse?)((IApiHandler)handler).ErrorResponse(context, new KafkaReader(body.WrittenMemory), error);
+        }
+    }
+
+    private static RequestContext ContextFor<TRequest>(short version, string clientId) where TRequest : class, new() =>
+        new(new RequestHeader(MessageCatalog.Of<TRequest>().ApiKey, version, 1, clientId), new ConnectionInfo(1, "127.0.0.1:40000", "/127.0.0.1"));
 
     public async ValueTask DisposeAsync()
     {
