@@ -73,6 +73,7 @@ public sealed record BrokerOptions
                 "admin.listen" => WithAdminListen(options, value),
                 "admin.enabled" => options with { Admin = options.Admin with { Enabled = ParseBool(key, value) } },
                 "admin.allow.remote.writes" => options with { Admin = options.Admin with { AllowRemoteWrites = ParseBool(key, value) } },
+                "admin.auth.token" => options with { Admin = options.Admin with { AuthToken = value.Length == 0 ? null : value } },
                 "admin.lag.sample.interval.ms" => options with { Admin = options.Admin with { LagSampleInterval = Ms(key, value, 100) } },
                 "admin.lag.history.minutes" => options with { Admin = options.Admin with { LagHistory = TimeSpan.FromMinutes(ParseInt(key, value, 1, 7 * 24 * 60)) } },
                 "metrics.max.series" => options with { Admin = options.Admin with { MaxMetricSeries = ParseInt(key, value, 1, 10_000_000) } },
@@ -105,8 +106,8 @@ public sealed record BrokerOptions
         "auto.create.topics", "auto.create.topics.enable", "max.request.bytes", "socket.request.max.bytes", "log.flush.on.ack",
         "offset.store", "offset.store.connection", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
         "group.initial.rebalance.delay.ms", "group.max.size", "offsets.retention.minutes", "offsets.retention.check.interval.ms",
-        "offset.metadata.max.bytes", "admin.listen", "admin.enabled", "admin.allow.remote.writes", "admin.lag.sample.interval.ms",
-        "admin.lag.history.minutes", "metrics.max.series", "metrics.otlp.endpoint", "metrics.otlp.interval.ms", "log.retention.check.interval.ms", .. LogConfig.BrokerPropertyNames,
+        "offset.metadata.max.bytes", "admin.listen", "admin.enabled", "admin.allow.remote.writes", "admin.auth.token",
+        "admin.lag.sample.interval.ms", "admin.lag.history.minutes", "metrics.max.series", "metrics.otlp.endpoint", "metrics.otlp.interval.ms", "log.retention.check.interval.ms", .. LogConfig.BrokerPropertyNames,
     ];
 
     /// <summary>Whether <paramref name="key"/> (in any spelling <see cref="Normalize"/> accepts) names a broker setting.</summary>

@@ -187,7 +187,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         var api = new AdminApi(Cluster, _logs, _groups, new OffsetResetService(_logs, _groups, time), sampler, time);
         try
         {
-            _admin = await AdminServer.StartAsync(admin, api, export, () => _ready, () => _server.LocalEndPoint, loggerFactory, cancellationToken);
+            _admin = await AdminServer.StartAsync(admin, api, export, () => _ready, () => _server.LocalEndPoint, Cluster.AdvertisedHost, loggerFactory, cancellationToken);
         }
         catch (Exception e) when (admin.ListenIsDefault && e is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
         {

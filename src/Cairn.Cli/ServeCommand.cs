@@ -77,6 +77,18 @@ internal static class ServeCommand
         return command;
     }
 
+    /// <summary>
+    /// The start-up warning for a Kafka listener reachable from other machines: the broker has no client authentication,
+    /// so anyone who reaches the port can read, write and delete every topic. Null on loopback.
+    /// </summary>
+    internal static string? ExposureWarning(BrokerOptions options)
+    {
+        var address = options.ListenEndPoint.Address;
+        if (System.Net.IPAddress.IsLoopback(address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address)) return null;
+        return $"the Kafka listener {options.ListenHost}:{options.ListenPort} is not on loopback and Cairn has no client authentication: " +
+               "anyone who can reach it can read, write and delete every topic; restrict it with a firewall or listen on 127.0.0.1";
+    }
+
     private static LogLevel ParseLevel(string? value) => value is null ? LogLevel.Information
         : Enum.TryParse<LogLevel>(value, ignoreCase: true, out var level) && Enum.IsDefined(level) && !int.TryParse(value, out _) ? level
         : throw new ArgumentException($"--log-level must be trace, debug, information, warning, error, critical or none, got '{value}'");
@@ -91,6 +103,7 @@ internal static class ServeCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
 
+        if (ExposureWarning(options) is { } exposure) logger.LogWarning("{Warning}", exposure);
         KafkaBroker broker;
         try
         {

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Security.Cryptography;
+using System.Text;
 
 namespace Cairn.Broker.Admin;
 
@@ -7,6 +9,10 @@ namespace Cairn.Broker.Admin;
 /// default). Writes (POST) are accepted only from loopback addresses unless <c>admin.allow.remote.writes=true</c>,
 /// and a browser request (one with an Origin header) must come from a page of the admin server itself, so a web
 /// page elsewhere cannot make the user's browser post to a loopback admin server (cross-site requests, DNS rebinding).
+/// Every request, reads included, must name the server by a loopback name or one the operator configured in its Host
+/// header (<see cref="CheckHost"/>): a DNS-rebinding page reaches a loopback listener under its own name, so without
+/// this check it could read topics, groups and metrics. With <c>admin.auth.token</c> set, every request must also
+/// present the token (<see cref="TokenMatches"/>).
 /// </summary>
 internal static class AdminAccess
 {
@@ -39,5 +45,40 @@ internal static class AdminAccess
     {
         if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase)) return true;
         return IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IsLoopback(ip);
+    }
+
+    /// <summary>Null when the request's Host header names this server; otherwise why it is refused (answered with 403).</summary>
+    /// <param name="host">the Host header's host part, without the port (IPv6 in brackets or not)</param>
+    /// <param name="configuredNames">the advertised host and the admin listen host: names the operator chose for this server</param>
+    public static string? CheckHost(string? host, IReadOnlyCollection<string> configuredNames)
+    {
+        if (string.IsNullOrEmpty(host)) return "request refused: no Host header";
+        if (IsLoopbackName(host)) return null;
+        var bare = host.Trim('[', ']');
+        foreach (var name in configuredNames)
+            if (string.Equals(bare, name.Trim('[', ']'), StringComparison.OrdinalIgnoreCase)) return null;
+        return $"request refused: Host '{host}' is not a name of this admin server (loopback names, or the advertised.host or admin.listen host)";
+    }
+
+    /// <summary>
+    /// Whether <paramref name="presented"/> is the configured token, in time independent of where they differ (both are
+    /// hashed first, so neither the content nor the length of the token shows in the timing).
+    /// </summary>
+    public static bool TokenMatches(string expected, string? presented)
+    {
+        if (presented is null) return false;
+        Span<byte> a = stackalloc byte[SHA256.HashSizeInBytes];
+        Span<byte> b = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(Encoding.UTF8.GetBytes(expected), a);
+        SHA256.HashData(Encoding.UTF8.GetBytes(presented), b);
+        return CryptographicOperations.FixedTimeEquals(a, b);
+    }
+
+    /// <summary>The token of an <c>Authorization: Bearer TOKEN</c> header (scheme matched case-insensitively), else null.</summary>
+    public static string? BearerToken(string? authorization)
+    {
+        const string scheme = "Bearer ";
+        if (authorization is null || !authorization.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) return null;
+        return authorization[scheme.Length..].Trim();
     }
 }

@@ -4,7 +4,7 @@ namespace Cairn.Broker.Admin;
 
 /// <summary>
 /// The admin HTTP server (JSON API, Prometheus metrics, dashboard) and the broker's metrics.
-/// Settings: <c>admin.listen</c>, <c>admin.enabled</c>, <c>admin.allow.remote.writes</c>,
+/// Settings: <c>admin.listen</c>, <c>admin.enabled</c>, <c>admin.allow.remote.writes</c>, <c>admin.auth.token</c>,
 /// <c>admin.lag.sample.interval.ms</c>, <c>admin.lag.history.minutes</c>, <c>metrics.max.series</c>.
 /// </summary>
 public sealed record AdminOptions
@@ -23,6 +23,12 @@ public sealed record AdminOptions
 
     /// <summary>Whether state-changing requests (POST) are accepted from non-loopback addresses. Off by default.</summary>
     public bool AllowRemoteWrites { get; init; }
+
+    /// <summary>
+    /// When set, every admin request (API, /metrics, dashboard) must present it as <c>Authorization: Bearer TOKEN</c>, or, for
+    /// a browser, as the cookie that visiting <c>/?token=TOKEN</c> sets. Null (the default) means no token is required.
+    /// </summary>
+    public string? AuthToken { get; init; }
 
     /// <summary>How often the lag sampler records each group's total lag for the dashboard chart.</summary>
     public TimeSpan LagSampleInterval { get; init; } = TimeSpan.FromSeconds(30);

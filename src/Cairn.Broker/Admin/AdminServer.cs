@@ -30,9 +30,14 @@ internal sealed class AdminServer : IAsyncDisposable
     private readonly Func<IPEndPoint> _kafkaEndPoint;
     private readonly DateTimeOffset _startedAt;
     private readonly ILogger _logger;
+    private readonly string[] _hostNames;
+    private long _lastRefusalLog = long.MinValue;
+
+    /// <summary>The cookie a browser gets by visiting /?token=TOKEN, so the dashboard's own requests carry the token.</summary>
+    internal const string TokenCookie = "cairn_admin_token";
 
     private AdminServer(WebApplication app, AdminApi api, AdminOptions options, Func<bool> ready,
-        Func<IPEndPoint> kafkaEndPoint, DateTimeOffset startedAt, ILogger logger)
+        Func<IPEndPoint> kafkaEndPoint, DateTimeOffset startedAt, ILogger logger, string advertisedHost)
     {
         _app = app;
         _api = api;
@@ -42,14 +47,19 @@ internal sealed class AdminServer : IAsyncDisposable
         _startedAt = startedAt;
         _logger = logger;
         LocalEndPoint = options.EndPoint;
+        var listenHost = options.EndPoint.Address;
+        // A wildcard listen address names no host; the operator reaches such a server by the advertised name.
+        _hostNames = listenHost.Equals(IPAddress.Any) || listenHost.Equals(IPAddress.IPv6Any)
+            ? [advertisedHost] : [advertisedHost, listenHost.ToString()];
     }
 
     /// <summary>Where the server listens: the configured address, with the port Kestrel picked once started (for port 0).</summary>
     public IPEndPoint LocalEndPoint { get; private set; }
 
     /// <summary>Binds and starts serving. Throws <see cref="IOException"/> "cannot listen on HOST:PORT: reason" when the address cannot be bound.</summary>
+    /// <param name="advertisedHost">the broker's advertised host, accepted in the Host header besides loopback names and the listen host</param>
     public static async Task<AdminServer> StartAsync(AdminOptions options, AdminApi api, MetricsExport metrics, Func<bool> ready,
-        Func<IPEndPoint> kafkaEndPoint, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
+        Func<IPEndPoint> kafkaEndPoint, string advertisedHost, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
     {
         var endpoint = options.EndPoint;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
@@ -76,13 +86,8 @@ internal sealed class AdminServer : IAsyncDisposable
             k.Listen(endpoint);
         });
         var app = builder.Build();
-        var server = new AdminServer(app, api, options, ready, kafkaEndPoint, DateTimeOffset.UtcNow, loggerFactory.CreateLogger("Cairn.Admin"));
-        ((IApplicationBuilder)app).Use(static (http, next) =>
-        {
-            http.Response.Headers.CacheControl = "no-store";
-            http.Response.Headers["X-Content-Type-Options"] = "nosniff";
-            return next(http);
-        });
+        var server = new AdminServer(app, api, options, ready, kafkaEndPoint, DateTimeOffset.UtcNow, loggerFactory.CreateLogger("Cairn.Admin"), advertisedHost);
+        ((IApplicationBuilder)app).Use(server.GuardAsync); // before everything, /metrics included
         metrics.UsePrometheusEndpoint(app, static http =>
             PathSegments(http) is ["metrics"] && (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)));
         ((IApplicationBuilder)app).Run(server.HandleAsync); // the terminal middleware, not WebApplication.Run(url)
@@ -200,6 +205,77 @@ internal sealed class AdminServer : IAsyncDisposable
             _logger.LogError(e, "admin: {Method} {Path} failed", request.Method, request.Path);
             if (!response.HasStarted) await WriteJsonAsync(http, AdminApi.Error(500, "internal error: " + e.Message));
         }
+    }
+
+    /// <summary>Answers 403 for a Host header that does not name this server and, with a token configured, 401 without it.</summary>
+    private async Task GuardAsync(HttpContext http, RequestDelegate next)
+    {
+        var request = http.Request;
+        var response = http.Response;
+        response.Headers.CacheControl = "no-store";
+        response.Headers["X-Content-Type-Options"] = "nosniff";
+        var hostRefusal = AdminAccess.CheckHost(request.Host.Host, _hostNames);
+        if (hostRefusal is not null)
+        {
+            LogRefusal(http, hostRefusal);
+            await WritePlainAsync(http, 403, hostRefusal);
+            return;
+        }
+        if (_options.AuthToken is { } token)
+        {
+            bool read = HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method);
+            if (read && request.Query.TryGetValue("token", out var fromQuery) && PathSegments(http) is [])
+            {
+                // The dashboard's way in: keep the token in an HttpOnly cookie and drop it from the address bar (and history).
+                if (!AdminAccess.TokenMatches(token, fromQuery.ToString()))
+                {
+                    LogRefusal(http, "wrong token in ?token=");
+                    await WriteUnauthorizedAsync(http, "wrong token");
+                    return;
+                }
+                response.Cookies.Append(TokenCookie, token, new CookieOptions
+                {
+                    HttpOnly = true, SameSite = SameSiteMode.Strict, Path = "/", Secure = request.IsHttps,
+                });
+                response.StatusCode = StatusCodes.Status303SeeOther;
+                response.Headers.Location = "/";
+                return;
+            }
+            var presented = AdminAccess.BearerToken(request.Headers.Authorization.ToString()) ?? request.Cookies[TokenCookie];
+            if (!AdminAccess.TokenMatches(token, presented))
+            {
+                LogRefusal(http, presented is null ? "no token" : "wrong token");
+                await WriteUnauthorizedAsync(http, presented is null
+                    ? "this admin server requires a token: send Authorization: Bearer TOKEN (in a browser, open /?token=TOKEN once)"
+                    : "wrong token");
+                return;
+            }
+        }
+        await next(http);
+    }
+
+    /// <summary>At most one line a minute: refusals are what a rebinding page or a scanner produces, in any number.</summary>
+    private void LogRefusal(HttpContext http, string reason)
+    {
+        long now = Environment.TickCount64, last = Interlocked.Read(ref _lastRefusalLog);
+        if ((last != long.MinValue && now - last < 60_000) || Interlocked.CompareExchange(ref _lastRefusalLog, now, last) != last) return;
+        _logger.LogWarning("admin: refused {Method} {Path} from {Remote} (Host '{Host}'): {Reason} (further refusals within a minute are not logged)",
+            http.Request.Method, http.Request.Path, http.Connection.RemoteIpAddress, http.Request.Host.Value, reason);
+    }
+
+    private static Task WriteUnauthorizedAsync(HttpContext http, string message)
+    {
+        http.Response.Headers.WWWAuthenticate = "Bearer realm=\"cairn-admin\"";
+        return WritePlainAsync(http, 401, message);
+    }
+
+    private static Task WritePlainAsync(HttpContext http, int status, string message)
+    {
+        http.Response.StatusCode = status;
+        http.Response.ContentType = "text/plain; charset=utf-8";
+        var bytes = System.Text.Encoding.UTF8.GetBytes(message + "\n");
+        http.Response.ContentLength = bytes.Length;
+        return HttpMethods.IsHead(http.Request.Method) ? Task.CompletedTask : http.Response.Body.WriteAsync(bytes, http.RequestAborted).AsTask();
     }
 
     private async Task<AdminResult> ResetAsync(HttpContext http, string group)
