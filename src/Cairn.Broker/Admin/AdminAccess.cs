@@ -55,9 +55,12 @@ internal static class AdminAccess
         if (string.IsNullOrEmpty(host)) return "request refused: no Host header";
         if (IsLoopbackName(host)) return null;
         var bare = host.Trim('[', ']');
+        // DNS rebinding needs a DNS name (the attacker's, re-pointed at this machine): a browser visiting an IP literal
+        // is same-origin with that IP only, so any IP literal is safe to accept, and Prometheus scraping by IP keeps working.
+        if (IPAddress.TryParse(bare, out _)) return null;
         foreach (var name in configuredNames)
             if (string.Equals(bare, name.Trim('[', ']'), StringComparison.OrdinalIgnoreCase)) return null;
-        return $"request refused: Host '{host}' is not a name of this admin server (loopback names, or the advertised.host or admin.listen host)";
+        return $"request refused: Host '{host}' is not a name of this admin server (loopback names, IP addresses, or the advertised.host or admin.listen host)";
     }
 
     /// <summary>

@@ -43,6 +43,15 @@ public sealed record AdminOptions
     /// </summary>
     public int MaxMetricSeries { get; init; } = 10_000;
 
+    /// <summary>Keeps the token out of anything that prints the options (a record prints every property by default).</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Enabled = {Enabled}, Listen = {Listen}, AllowRemoteWrites = {AllowRemoteWrites}, ");
+        builder.Append($"AuthToken = {(AuthToken is null ? "none" : "(set)")}, LagSampleInterval = {LagSampleInterval}, ");
+        builder.Append($"LagHistory = {LagHistory}, MaxMetricSeries = {MaxMetricSeries}");
+        return true;
+    }
+
     public bool ListenIsDefault => Listen is null;
 
     /// <summary>The endpoint to bind, parsed from <see cref="Listen"/> (or the default).</summary>
