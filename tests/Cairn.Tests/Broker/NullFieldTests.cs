@@ -1,4 +1,6 @@
+using System.Diagnostics.Metrics;
 using Cairn.Broker;
+using Cairn.Broker.Metrics;
 using Cairn.Broker.Network;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
@@ -23,6 +25,19 @@ public sealed class NullFieldTests
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "cairn-test-" + Guid.NewGuid().ToString("N"));
         var logs = new CapturingLoggerFactory();
+        // Other tests' brokers may count malformed requests too (one meter name per process), so this only proves a lower bound.
+        long counted = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == BrokerMetrics.MeterName && instrument.Name == "cairn_malformed_requests") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+                if (tag is { Key: "reason", Value: "body" }) Interlocked.Add(ref counted, value);
+        });
+        listener.Start();
         var options = BrokerOptions.FromSettings([new("admin.listen", "none")]) with { ListenPort = 0, DataDir = dataDir };
         var broker = await KafkaBroker.StartAsync(options, logs);
         try
@@ -69,6 +84,7 @@ public sealed class NullFieldTests
             Assert.Contains(warnings, l => l.Message.Contains("is null but not nullable in this version", StringComparison.Ordinal));
             // At most one line per request (fewer when rate-limited: see the test below); never a stack trace.
             Assert.InRange(warnings.Count, 1, cases);
+            Assert.True(Interlocked.Read(ref counted) >= cases, $"{counted} counted in cairn_malformed_requests_total for {cases} requests");
         }
         finally
         {
