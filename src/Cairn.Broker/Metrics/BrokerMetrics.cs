@@ -11,6 +11,7 @@ namespace Cairn.Broker.Metrics;
 /// only <c>_total</c> to counters and the histogram suffixes.
 /// <list type="bullet">
 /// <item><c>cairn_requests_total{api}</c>, <c>cairn_request_duration_seconds{api}</c>: per Kafka API, recorded by every connection</item>
+/// <item><c>cairn_malformed_requests_total{reason}</c>: requests refused before any handler saw them, closing their connection</item>
 /// <item><c>cairn_network_received_bytes_total</c>, <c>cairn_network_sent_bytes_total</c>, <c>cairn_connections_active</c></item>
 /// <item><c>cairn_partition_log_start_offset{topic,partition}</c>, <c>cairn_partition_log_end_offset</c>, <c>cairn_partition_size_bytes</c></item>
 /// <item><c>cairn_group_committed_offset{group,topic,partition}</c>, <c>cairn_group_lag_records</c>, <c>cairn_group_lag_seconds</c>, <c>cairn_group_members{group}</c></item>
@@ -39,6 +40,7 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Histogram<double> _requestDuration;
     private readonly Counter<long> _receivedBytes;
     private readonly Counter<long> _sentBytes;
+    private readonly Counter<long> _malformedRequests;
     private readonly LogManager _logs;
     private readonly IGroupMetricsSource _groups;
     private readonly TimeProvider _time;
@@ -66,6 +68,8 @@ internal sealed class BrokerMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
         _receivedBytes = Meter.CreateCounter<long>("cairn_network_received_bytes", "By", "Bytes of Kafka request frames received");
         _sentBytes = Meter.CreateCounter<long>("cairn_network_sent_bytes", "By", "Bytes of Kafka response frames sent");
+        _malformedRequests = Meter.CreateCounter<long>("cairn_malformed_requests", "{request}",
+            "Kafka requests that could not be understood (bad frame size or header, unknown API or version, undecodable body), per reason");
         Meter.CreateObservableGauge("cairn_connections_active", () => activeConnections(), "{connection}", "Open Kafka client connections");
 
         Meter.CreateObservableGauge("cairn_partition_log_start_offset", () => ObservePartitions(static p => p.LogStartOffset), "{offset}",
@@ -93,6 +97,7 @@ internal sealed class BrokerMetrics : IDisposable
     internal int SeriesLimit(Instrument instrument) => instrument.Name switch
     {
         "cairn_requests" or "cairn_request_duration_seconds" => ApiNames.Length + 1,
+        "cairn_malformed_requests" => MalformedReasonNames.Length,
         "cairn_network_received_bytes" or "cairn_network_sent_bytes" or "cairn_connections_active" or DroppedSeriesName => 1,
         _ => LifetimeSeriesLimit(_maxSeries),
     };
@@ -126,6 +131,12 @@ internal sealed class BrokerMetrics : IDisposable
     public void BytesReceived(long bytes) => _receivedBytes.Add(bytes);
 
     public void BytesSent(long bytes) => _sentBytes.Add(bytes);
+
+    private static readonly string[] MalformedReasonNames = ["frame_size", "header", "unknown_api", "unsupported_version", "body"];
+
+    /// <summary>Counts one request refused as malformed; the reason label takes one of five values.</summary>
+    public void MalformedRequest(Network.MalformedReason reason) =>
+        _malformedRequests.Add(1, new KeyValuePair<string, object?>("reason", MalformedReasonNames[(int)reason]));
 
     public static string ApiName(ApiKey api)
     {

@@ -18,7 +18,8 @@ namespace Cairn.Broker.Network;
 /// Small frames are parsed in place from a shared read buffer; a frame larger than it is received
 /// straight into one buffer of its own size, so produce payloads are copied from the socket once.
 /// </summary>
-internal sealed class KafkaConnection(long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
+internal sealed class KafkaConnection(
+    long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, MalformedRequestLog malformed, BrokerMetrics? metrics = null)
 {
     private const int ReadBufferSize = 64 * 1024;
     private const int MinimumFrameSize = 8; // api key, version, correlation id
@@ -42,7 +43,7 @@ internal sealed class KafkaConnection(long id, Socket socket, HandlerRegistry ha
                 int size = BinaryPrimitives.ReadInt32BigEndian(_buffer.AsSpan(_start));
                 if (size < MinimumFrameSize || size > maxRequestBytes)
                 {
-                    logger.LogWarning("connection {Id} from {Remote}: frame size {Size} outside [{Min}, {Max}], closing",
+                    malformed.Report(MalformedReason.FrameSize, "connection {Id} from {Remote}: frame size {Size} outside [{Min}, {Max}], closing",
                         id, _info.RemoteEndPoint, size, MinimumFrameSize, maxRequestBytes);
                     return;
                 }
@@ -117,7 +118,8 @@ internal sealed class KafkaConnection(long id, Socket socket, HandlerRegistry ha
 
     /// <summary>
     /// Handles one frame; false means the connection must be closed. Only a request that cannot be understood (bad
-    /// header, unknown API or version, undecodable body) or that takes no response closes it, each with one log line.
+    /// header, unknown API or version, undecodable body) or that takes no response closes it, each with one log line
+    /// (rate-limited for the former: <see cref="MalformedRequestLog"/>).
     /// A handler that fails, or a response that cannot be written, is answered by the error response for the same
     /// request (<see cref="ErrorPolicy"/>) with one warning line.
     /// </summary>
@@ -133,7 +135,7 @@ internal sealed class KafkaConnection(long id, Socket socket, HandlerRegistry ha
         }
         catch (MalformedMessageException e)
         {
-            logger.LogWarning("connection {Id} from {Remote}: malformed request header ({Error}), closing", id, _info.RemoteEndPoint, e.Message);
+            malformed.Report(MalformedReason.Header, "connection {Id} from {Remote}: malformed request header ({Error}), closing", id, _info.RemoteEndPoint, e.Message);
             return false;
         }
         var body = frame[reader.Position..];
@@ -141,7 +143,7 @@ internal sealed class KafkaConnection(long id, Socket socket, HandlerRegistry ha
         var handler = handlers.Get(header.ApiKey);
         if (handler is null)
         {
-            logger.LogWarning("connection {Id} from {Remote}: unknown API key {Key}, closing", id, _info.RemoteEndPoint, (short)header.ApiKey);
+            malformed.Report(MalformedReason.UnknownApi, "connection {Id} from {Remote}: unknown API key {Key}, closing", id, _info.RemoteEndPoint, (short)header.ApiKey);
             return false;
         }
 
@@ -154,7 +156,7 @@ internal sealed class KafkaConnection(long id, Socket socket, HandlerRegistry ha
             {
                 if (header.ApiKey != ApiKey.ApiVersions)
                 {
-                    logger.LogWarning("connection {Id} from {Remote}: {Api} v{Version} is not supported (serving {Range}), closing",
+                    malformed.Report(MalformedReason.UnsupportedVersion, "connection {Id} from {Remote}: {Api} v{Version} is not supported (serving {Range}), closing",
                         id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, handler.Versions);
                     return false;
                 }
@@ -170,7 +172,11 @@ internal sealed class KafkaConnection(long id, Socket socket, HandlerRegistry ha
                 }
                 catch (MalformedMessageException e)
                 {
-                    logger.LogWarning("connection {Id} from {Remote}: malformed {Api} v{Version} request ({Error}), closing",
+                    // The body cannot be decoded: truncated, a bad length, or null (-1) in a field that is not nullable in
+                    // this version (NullFieldException). Kafka does not answer such a request: RequestContext.parseRequest
+                    // turns the parse failure into an InvalidRequestException and the SocketServer closes the connection,
+                    // so clients see a disconnect, not INVALID_REQUEST. Cairn does the same, with one rate-limited warning.
+                    malformed.Report(MalformedReason.Body, "connection {Id} from {Remote}: malformed {Api} v{Version} request ({Error}), closing",
                         id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, e.Message);
                     return false;
                 }

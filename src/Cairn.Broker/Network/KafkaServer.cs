@@ -12,6 +12,7 @@ internal sealed class KafkaServer : IAsyncDisposable
     private readonly Socket _listener;
     private readonly ILogger _logger;
     private readonly int _maxRequestBytes;
+    private readonly MalformedRequestLog _malformed;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<long, Task> _connections = new();
     private Task? _acceptLoop;
@@ -27,6 +28,7 @@ internal sealed class KafkaServer : IAsyncDisposable
         Handlers = handlers;
         _logger = logger;
         _maxRequestBytes = maxRequestBytes;
+        _malformed = new MalformedRequestLog(logger, metrics);
         _listener = listener;
         LocalEndPoint = (IPEndPoint)_listener.LocalEndPoint!;
     }
@@ -96,7 +98,7 @@ internal sealed class KafkaServer : IAsyncDisposable
             }
             socket.NoDelay = true;
             long id = Interlocked.Increment(ref _nextConnectionId);
-            var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, Metrics);
+            var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, _malformed, Metrics);
             lock (_connections) _connections[id] = RunConnectionAsync(id, connection);
         }
     }

@@ -67,6 +67,12 @@ public sealed class KafkaWriter : IDisposable
         Position += Varint.WriteUnsigned(_buffer.AsSpan(Position), Varint.ZigZag(v));
     }
 
+    /// <summary>
+    /// Writes nulls as nulls even in fields the declarations say cannot be null (normally sent as empty). Only for
+    /// building the malformed requests that tests send; a broker or client never sets it.
+    /// </summary>
+    internal bool KeepsForbiddenNulls { get; set; }
+
     /// <summary>Length of a string, bytes or array; -1 for null.</summary>
     public void WriteLength(int length, bool compact, bool wide)
     {

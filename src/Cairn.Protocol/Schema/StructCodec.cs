@@ -32,11 +32,25 @@ internal sealed class FieldCodec<TOwner, TValue>(
     private ValueCodec<TValue> CodecFor(short version) =>
         nullableCodec is not null && _nullable.Contains(version) ? nullableCodec : codec;
 
-    public void Read(KafkaReader r, TOwner owner, short version, bool flexible) =>
-        _set(owner, CodecFor(version).Read(r, version, flexible));
+    public void Read(KafkaReader r, TOwner owner, short version, bool flexible)
+    {
+        TValue value;
+        try
+        {
+            value = CodecFor(version).Read(r, version, flexible);
+        }
+        catch (NullElementException)
+        {
+            throw new NullFieldException(typeof(TOwner), Name + "[]", version);
+        }
+        // Length -1 in a field Kafka declares non-nullable: handlers rely on the declarations, so such a message is
+        // malformed here rather than a NullReferenceException deep in a handler (Kafka's generated readers do the same).
+        if (value is null && !_nullable.Contains(version)) throw new NullFieldException(typeof(TOwner), Name, version);
+        _set(owner, value);
+    }
 
     public void Write(KafkaWriter w, TOwner owner, short version, bool flexible) =>
-        CodecFor(version).Write(w, _get(owner), version, flexible, _nullable.Contains(version));
+        CodecFor(version).Write(w, _get(owner), version, flexible, _nullable.Contains(version) || w.KeepsForbiddenNulls);
 
     public bool IsDefault(TOwner owner) => codec.IsDefault(_get(owner), defaultValue);
 }

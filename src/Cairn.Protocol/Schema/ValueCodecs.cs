@@ -78,7 +78,7 @@ internal sealed class ArrayCodec<TElem>(ValueCodec<TElem> element) : ValueCodec<
         // Each element takes at least one byte, so a count beyond the remaining bytes is malformed, not a huge allocation.
         if (count > r.Remaining) throw new MalformedMessageException($"array of {count} elements with {r.Remaining} bytes left");
         var list = new List<TElem>(count);
-        for (int i = 0; i < count; i++) list.Add(element.Read(r, v, f));
+        for (int i = 0; i < count; i++) list.Add(element.Read(r, v, f) ?? throw new NullElementException());
         return list;
     }
 
@@ -90,7 +90,7 @@ internal sealed class ArrayCodec<TElem>(ValueCodec<TElem> element) : ValueCodec<
             return;
         }
         w.WriteLength(value.Count, f, wide: true);
-        foreach (var item in value) element.Write(w, item, v, f, false);
+        foreach (var item in value) element.Write(w, item, v, f, w.KeepsForbiddenNulls);
     }
 
     public override bool IsDefault(List<TElem>? value, List<TElem>? defaultValue) =>
@@ -122,3 +122,6 @@ internal sealed class NullableStructCodec<T>(StructCodec<T> codec) : ValueCodec<
 
     public override bool IsDefault(T? value, T? defaultValue) => value is null;
 }
+
+/// <summary>An element of an array is null: Kafka arrays never hold nulls. The field holding the array names it.</summary>
+internal sealed class NullElementException() : MalformedMessageException("array element is null");
