@@ -148,3 +148,52 @@ public sealed class StartupSafetyTests : IDisposable
         if (!OperatingSystem.IsWindows()) Assert.Throws<IOException>(() => FileIO.FlushDirectory(Path.Combine(_dir.Path, "no-such-dir")));
     }
 }
+
+public sealed class SegmentGapTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private Task<LogManager> OpenAsync() => LogManager.OpenAsync(new StorageOptions { DataDirectory = _dir.Path, RunBackgroundTasks = false });
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_missing_older_segment_takes_only_that_partition_offline_and_deletes_nothing(bool cleanShutdown)
+    {
+        await using (var m = await OpenAsync())
+        {
+            foreach (var p in m.CreateTopic("t", 2).Topic!.Partitions)
+                for (int s = 0; s < 4; s++)
+                {
+                    for (int i = 0; i < 3; i++) Assert.True(p.Append(TestBatch.Simple(10)).Succeeded);
+                    p.Roll();
+                }
+            if (!cleanShutdown) m.GetPartition("t", 0)!.SimulateCrash();
+        }
+        var dir = Path.Combine(_dir.Path, "t-0");
+        File.Delete(Path.Combine(dir, 30L.ToString("D20") + ".log"));
+        var before = Directory.EnumerateFiles(dir).Select(Path.GetFileName).Where(n => n!.EndsWith(".log", StringComparison.Ordinal)).Order().ToList();
+        Assert.Equal(4, before.Count); // 0, 60, 90 and the active 120
+
+        for (int restart = 0; restart < 2; restart++)
+        {
+            await using var m = await OpenAsync();
+            Assert.True(m.TryGetTopic("t", out var t));
+            var broken = t.GetPartition(0)!;
+            Assert.True(broken.IsOffline);
+            Assert.Contains("segment 0 ends at offset 30 but the next segment starts at 60", broken.OfflineReason, StringComparison.Ordinal);
+            Assert.Equal(ErrorCode.KafkaStorageError, broken.Read(0, 1 << 20).Error);
+            Assert.Equal(ErrorCode.KafkaStorageError, broken.Append(TestBatch.Simple(1)).Error);
+            Assert.Equal(ErrorCode.KafkaStorageError, broken.DeleteRecords(10).Error);
+            var fine = t.GetPartition(1)!;
+            Assert.False(fine.IsOffline);
+            Assert.Equal(120 + restart, fine.HighWatermark);
+            Assert.Equal(ErrorCode.None, fine.Read(0, 1 << 20).Error);
+            Assert.Equal(120 + restart, fine.Append(TestBatch.Simple(1)).BaseOffset);
+        }
+        var after = Directory.EnumerateFiles(dir).Select(Path.GetFileName).Where(n => n!.EndsWith(".log", StringComparison.Ordinal)).Order().ToList();
+        Assert.Equal(before, after);
+    }
+}
