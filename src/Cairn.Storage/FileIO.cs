@@ -53,12 +53,18 @@ internal static class FileIO
     public static void FlushDirectory(string directory)
     {
         if (OperatingSystem.IsWindows()) return;
-        int fd = NativeMethods.open(directory, NativeMethods.O_RDONLY | NativeMethods.O_DIRECTORY);
+        int fd;
+        do fd = NativeMethods.open(directory, NativeMethods.O_RDONLY | NativeMethods.O_DIRECTORY);
+        while (fd < 0 && Marshal.GetLastPInvokeError() == NativeMethods.EINTR);
         if (fd < 0) throw new IOException($"cannot open directory {directory} to fsync it (errno {Marshal.GetLastPInvokeError()})");
         try
         {
-            if (NativeMethods.fsync(fd) != 0)
-                throw new IOException($"fsync of directory {directory} failed (errno {Marshal.GetLastPInvokeError()})");
+            int rc;
+            do rc = NativeMethods.fsync(fd);
+            while (rc < 0 && Marshal.GetLastPInvokeError() == NativeMethods.EINTR);
+            // Some file systems cannot fsync a directory; they report EINVAL and have nothing to flush.
+            if (rc < 0 && Marshal.GetLastPInvokeError() is var errno and not NativeMethods.EINVAL)
+                throw new IOException($"fsync of directory {directory} failed (errno {errno})");
         }
         finally
         {
@@ -81,6 +87,8 @@ internal static class FileIO
 internal static partial class NativeMethods
 {
     public const int O_RDONLY = 0;
+    public const int EINTR = 4;
+    public const int EINVAL = 22;
     // Linux value; macOS uses 0x100000. Only a hint: open(2) of a directory with O_RDONLY works without it.
     public static readonly int O_DIRECTORY = OperatingSystem.IsMacOS() ? 0x100000 : 0x10000;
 

@@ -254,7 +254,9 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     private PartitionLog OpenNewPartition(string topic, Guid topicId, int partition, LogConfig config)
     {
         var dir = PartitionDirectory(topic, partition);
-        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+        // A directory of this very partition left by a creation that crashed before the metadata write is reused as is.
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()
+            && PartitionIdentity.TryRead(dir) != new PartitionIdentity(topic, topicId, partition))
         {
             // Only what Cairn itself marked deleted goes; anything else may be someone's data.
             if (!PartitionIdentity.IsMarkedDeleted(dir))

@@ -197,3 +197,33 @@ public sealed class SegmentGapTests : IDisposable
         Assert.Equal(before, after);
     }
 }
+
+public sealed class InterruptedPartitionCreationTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private Task<LogManager> OpenAsync() => LogManager.OpenAsync(new StorageOptions { DataDirectory = _dir.Path, RunBackgroundTasks = false });
+
+    [Fact]
+    public async Task A_partition_directory_left_by_a_crashed_AddPartitions_is_kept_and_reused()
+    {
+        var meta = Path.Combine(_dir.Path, ".topics", "grow.json");
+        byte[] onePartitionMeta;
+        await using (var m = await OpenAsync())
+        {
+            m.CreateTopic("grow", 1);
+            onePartitionMeta = File.ReadAllBytes(meta);
+            Assert.Equal(ErrorCode.None, m.AddPartitions("grow", 2).Error);
+        }
+        File.WriteAllBytes(meta, onePartitionMeta); // as if the crash came before the metadata write
+        await using (var m = await OpenAsync())
+        {
+            Assert.Equal(1, m.TryGetTopic("grow", out var t) ? t.PartitionCount : -1);
+            Assert.True(Directory.Exists(Path.Combine(_dir.Path, "grow-1")));
+            Assert.Equal(ErrorCode.None, m.AddPartitions("grow", 2).Error);
+            Assert.Equal(0, m.GetPartition("grow", 1)!.Append(TestBatch.Simple(1)).BaseOffset);
+        }
+    }
+}
