@@ -1,3 +1,5 @@
+// Over 400 lines because start-up, the admin operations and shutdown share the topic tables and the admin lock;
+// the directory checks at start-up live in DataDirectoryScan and PartitionIdentity.
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Diagnostics.CodeAnalysis;
@@ -172,6 +174,9 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
                 }
             }
         _logger.LogInformation("Loaded {Topics} topic(s), {Partitions} partition(s) from {DataDirectory}", _topics.Count, work.Count, dataDir);
+        if (OfflinePartitions.Count is > 0 and var offline)
+            _logger.LogError("{Offline} partition(s) are offline because their files are inconsistent (see above); their files are untouched: {List}",
+                offline, string.Join(", ", OfflinePartitions));
     }
 
     private string PartitionDirectory(string topic, int partition) =>
@@ -185,6 +190,10 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     public IReadOnlyCollection<TopicLog> Topics => _topics.Values.ToArray();
 
     public bool TryGetTopic(string name, [NotNullWhen(true)] out TopicLog? topic) => _topics.TryGetValue(name, out topic);
+
+    /// <summary>Partitions that recovery left offline (answering KAFKA_STORAGE_ERROR), for health checks and metrics.</summary>
+    public IReadOnlyList<PartitionLog> OfflinePartitions =>
+        _topics.Values.SelectMany(t => t.Partitions).Where(p => p.IsOffline).ToArray();
 
     public bool TryGetTopic(Guid topicId, [NotNullWhen(true)] out TopicLog? topic) => _topicsById.TryGetValue(topicId, out topic);
 

@@ -183,6 +183,7 @@ public sealed class SegmentGapTests : IDisposable
             Assert.True(m.TryGetTopic("t", out var t));
             var broken = t.GetPartition(0)!;
             Assert.True(broken.IsOffline);
+            Assert.Same(broken, Assert.Single(m.OfflinePartitions));
             Assert.Contains("segment 0 ends at offset 30 but the next segment starts at 60", broken.OfflineReason, StringComparison.Ordinal);
             Assert.Equal(ErrorCode.KafkaStorageError, broken.Read(0, 1 << 20).Error);
             Assert.Equal(ErrorCode.KafkaStorageError, broken.Append(TestBatch.Simple(1)).Error);
