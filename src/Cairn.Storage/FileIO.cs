@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using Cairn.Protocol.Records;
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace Cairn.Storage;
@@ -25,7 +26,7 @@ internal static class FileIO
     public static SafeFileHandle OpenReadWrite(string path, FileMode mode) =>
         File.OpenHandle(path, mode, FileAccess.ReadWrite, Share);
 
-    /// <summary>Writes a small file atomically: temp file, fsync, rename over the target.</summary>
+    /// <summary>Writes a small file atomically and durably: temp file, fsync, rename over the target, fsync the directory.</summary>
     public static void WriteAtomic(string path, ReadOnlySpan<byte> content)
     {
         // A short name: path + ".tmp" could exceed the file name limit for a 249-character topic.
@@ -44,6 +45,31 @@ internal static class FileIO
             TryDelete(tmp);
             throw;
         }
+        // Without it a power loss after the rename may leave the old file (or none) in the directory.
+        FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    /// <summary>fsyncs a directory so that creations, renames and deletions in it survive a power loss (no-op on Windows).</summary>
+    public static void FlushDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        int fd;
+        do fd = NativeMethods.open(directory, NativeMethods.O_RDONLY | NativeMethods.O_DIRECTORY);
+        while (fd < 0 && Marshal.GetLastPInvokeError() == NativeMethods.EINTR);
+        if (fd < 0) throw new IOException($"cannot open directory {directory} to fsync it (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            int rc;
+            do rc = NativeMethods.fsync(fd);
+            while (rc < 0 && Marshal.GetLastPInvokeError() == NativeMethods.EINTR);
+            // Some file systems cannot fsync a directory; they report EINVAL and have nothing to flush.
+            if (rc < 0 && Marshal.GetLastPInvokeError() is var errno and not NativeMethods.EINVAL)
+                throw new IOException($"fsync of directory {directory} failed (errno {errno})");
+        }
+        finally
+        {
+            _ = NativeMethods.close(fd);
+        }
     }
 
     public static byte[]? TryReadAll(string path)
@@ -56,6 +82,24 @@ internal static class FileIO
     {
         try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
+}
+
+internal static partial class NativeMethods
+{
+    public const int O_RDONLY = 0;
+    public const int EINTR = 4;
+    public const int EINVAL = 22;
+    // Linux value; macOS uses 0x100000. Only a hint: open(2) of a directory with O_RDONLY works without it.
+    public static readonly int O_DIRECTORY = OperatingSystem.IsMacOS() ? 0x100000 : 0x10000;
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    public static partial int fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int close(int fd);
 }
 
 /// <summary>

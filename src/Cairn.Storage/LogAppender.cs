@@ -15,7 +15,7 @@ internal sealed class LogAppender(PartitionState state, LogFlusher flusher)
     /// <summary>See <see cref="PartitionLog.Append(Span{byte})"/>.</summary>
     public AppendResult Append(Span<byte> records)
     {
-        if (state.Closed) return AppendResult.Failed(ErrorCode.UnknownTopicOrPartition, LogStartOffset, "partition is closed");
+        if (state.Closed) return AppendResult.Failed(state.ClosedError, LogStartOffset, state.OfflineReason ?? "partition is closed");
         var cfg = state.Config;
         if (records.IsEmpty) return new AppendResult(ErrorCode.None, -1, -1, -1, LogStartOffset);
 
@@ -99,7 +99,7 @@ internal sealed class LogAppender(PartitionState state, LogFlusher flusher)
         long baseOffset, lastOffset;
         lock (state.Lock)
         {
-            if (state.Closed) return Fail(ErrorCode.UnknownTopicOrPartition, "partition is closed");
+            if (state.Closed) return Fail(state.ClosedError, state.OfflineReason ?? "partition is closed");
             if (anySequence && CheckProducers(infos, logAppendTime) is { } rejected) return rejected;
 
             baseOffset = state.NextOffset;

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Extensions.Logging;
 
 namespace Cairn.Storage;
@@ -68,52 +67,5 @@ internal sealed class LogMaintenance(Func<IEnumerable<TopicLog>> topics, Storage
                 logger.LogError(e, "Background log maintenance failed");
             }
         }
-    }
-}
-
-/// <summary>
-/// Partition directories nobody owns, left over from an interrupted topic deletion or partition creation: found
-/// by name (&lt;topic&gt;-&lt;partition&gt;) and content (segments, a checkpoint or marker, or nothing) and removed at startup.
-/// </summary>
-internal static class OrphanedPartitions
-{
-    public static void Delete(string dataDir, Func<string, int, bool> isOwned, ILogger logger)
-    {
-        foreach (var dir in Directory.EnumerateDirectories(dataDir))
-        {
-            var name = Path.GetFileName(dir);
-            if (!TryParsePartitionDirectory(name, out var topicName, out var partition)) continue;
-            if (isOwned(topicName, partition)) continue;
-            if (!LooksLikePartitionDirectory(dir)) continue;
-            logger.LogWarning("Deleting orphaned partition directory {Directory}", dir);
-            try { Directory.Delete(dir, recursive: true); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                logger.LogWarning(e, "Could not delete {Directory}", dir);
-            }
-        }
-    }
-
-    private static bool TryParsePartitionDirectory(string name, out string topic, out int partition)
-    {
-        topic = "";
-        partition = -1;
-        int dash = name.LastIndexOf('-');
-        if (dash <= 0 || dash == name.Length - 1) return false;
-        if (!int.TryParse(name.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out partition)) return false;
-        topic = name[..dash];
-        return TopicNames.IsValid(topic);
-    }
-
-    private static bool LooksLikePartitionDirectory(string dir)
-    {
-        foreach (var f in Directory.EnumerateFiles(dir))
-        {
-            var n = Path.GetFileName(f);
-            if (n.EndsWith(LogSegment.LogSuffix, StringComparison.Ordinal) || n == PartitionLog.LogStartCheckpointFile
-                || n == PartitionLog.CleanShutdownFile)
-                return true;
-        }
-        return !Directory.EnumerateFileSystemEntries(dir).Any();
     }
 }

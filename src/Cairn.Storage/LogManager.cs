@@ -1,3 +1,5 @@
+// Over 400 lines because start-up, the admin operations and shutdown share the topic tables and the admin lock;
+// the directory checks at start-up live in DataDirectoryScan and PartitionIdentity.
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Diagnostics.CodeAnalysis;
@@ -101,11 +103,19 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             if (meta is null || ValidateTopicName(meta.Name, out _) != ErrorCode.None || meta.Partitions < 1
                 || Path.GetFileNameWithoutExtension(path) != meta.Name)
             {
-                _logger.LogError("Ignoring unreadable topic metadata file {File}", path);
+                // Kept (renamed) for the operator: the topic is rebuilt from its partition directories below.
+                var aside = path + ".damaged-" + _time.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+                _logger.LogError("Unreadable topic metadata file {File}; moved to {Aside}", path, aside);
+                try { File.Move(path, aside); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    _logger.LogError(e, "Could not move {File} aside", path);
+                }
                 continue;
             }
             metas.Add(meta);
         }
+        metas.AddRange(DataDirectoryScan.Run(dataDir, metas.ToDictionary(m => m.Name, StringComparer.Ordinal), MetadataPath, _logger));
 
         // Recover all partitions in parallel.
         var work = new List<(TopicMetadata Meta, LogConfig Config, int Partition)>();
@@ -152,8 +162,21 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             _topicsById[meta.TopicId] = topic;
         }
 
-        OrphanedPartitions.Delete(dataDir, (topic, partition) => _topics.TryGetValue(topic, out var t) && partition < t.PartitionCount, _logger);
+        foreach (var topic in _topics.Values)
+            foreach (var p in topic.Partitions)
+            {
+                // Directories from before partition.metadata existed get theirs now.
+                if (PartitionIdentity.TryRead(p.Directory) is not null) continue;
+                try { new PartitionIdentity(topic.Name, topic.TopicId, p.Partition).Write(p.Directory); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    _logger.LogWarning(e, "{Partition}: could not write {File}", p, PartitionIdentity.FileName);
+                }
+            }
         _logger.LogInformation("Loaded {Topics} topic(s), {Partitions} partition(s) from {DataDirectory}", _topics.Count, work.Count, dataDir);
+        if (OfflinePartitions.Count is > 0 and var offline)
+            _logger.LogError("{Offline} partition(s) are offline because their files are inconsistent (see above); their files are untouched: {List}",
+                offline, string.Join(", ", OfflinePartitions));
     }
 
     private string PartitionDirectory(string topic, int partition) =>
@@ -167,6 +190,10 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     public IReadOnlyCollection<TopicLog> Topics => _topics.Values.ToArray();
 
     public bool TryGetTopic(string name, [NotNullWhen(true)] out TopicLog? topic) => _topics.TryGetValue(name, out topic);
+
+    /// <summary>Partitions that recovery left offline (answering KAFKA_STORAGE_ERROR), for health checks and metrics.</summary>
+    public IReadOnlyList<PartitionLog> OfflinePartitions =>
+        _topics.Values.SelectMany(t => t.Partitions).Where(p => p.IsOffline).ToArray();
 
     public bool TryGetTopic(Guid topicId, [NotNullWhen(true)] out TopicLog? topic) => _topicsById.TryGetValue(topicId, out topic);
 
@@ -210,8 +237,10 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             var parts = new PartitionLog[partitions];
             try
             {
-                for (int p = 0; p < partitions; p++) parts[p] = OpenNewPartition(name, p, config);
-                var topic = new TopicLog(name, Guid.NewGuid(), config, overrides, parts);
+                var topicId = Guid.NewGuid();
+                for (int p = 0; p < partitions; p++) parts[p] = OpenNewPartition(name, topicId, p, config);
+                FileIO.FlushDirectory(_options.DataDirectory);
+                var topic = new TopicLog(name, topicId, config, overrides, parts);
                 FileIO.WriteAtomic(MetadataPath(name), topic.ToMetadata().Serialize());
                 _topics[name] = topic;
                 _topicsById[topic.TopicId] = topic;
@@ -231,15 +260,30 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     public TopicOperationResult ValidateCreateTopic(string name, int partitions, IEnumerable<KeyValuePair<string, string?>>? configs = null) =>
         CreateTopic(name, partitions, configs, validateOnly: true);
 
-    private PartitionLog OpenNewPartition(string topic, int partition, LogConfig config)
+    private PartitionLog OpenNewPartition(string topic, Guid topicId, int partition, LogConfig config)
     {
         var dir = PartitionDirectory(topic, partition);
-        if (Directory.Exists(dir))
+        // A directory of this very partition left by a creation that crashed before the metadata write is reused as is.
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()
+            && PartitionIdentity.TryRead(dir) != new PartitionIdentity(topic, topicId, partition))
         {
-            _logger.LogWarning("Removing stale directory {Directory} before creating the partition", dir);
+            // Only what Cairn itself marked deleted goes; anything else may be someone's data.
+            if (!PartitionIdentity.IsMarkedDeleted(dir))
+                throw new IOException($"directory {dir} already exists and holds files Cairn cannot account for; move it away first");
+            _logger.LogWarning("Removing the rest of deleted partition directory {Directory} before creating the partition", dir);
             Directory.Delete(dir, recursive: true);
         }
-        return PartitionLog.Open(dir, topic, partition, config, _options, _partitionLogger, _time, _closer, ownsCloser: false);
+        var log = PartitionLog.Open(dir, topic, partition, config, _options, _partitionLogger, _time, _closer, ownsCloser: false);
+        try
+        {
+            new PartitionIdentity(topic, topicId, partition).Write(dir);
+        }
+        catch
+        {
+            log.CloseAndDelete();
+            throw;
+        }
+        return log;
     }
 
     /// <summary>
@@ -257,6 +301,14 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
                 return TopicOperationResult.Fail(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
             _topicsById.TryRemove(topic.TopicId, out _);
             topic.IsDeleted = true;
+            foreach (var p in topic.Partitions)
+            {
+                try { PartitionIdentity.MarkDeleted(p.Directory); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    _logger.LogWarning(e, "{Partition}: could not mark the directory deleted", p);
+                }
+            }
             FileIO.TryDelete(MetadataPath(name));
             foreach (var p in topic.Partitions) p.CloseAndDelete();
         }
@@ -288,7 +340,8 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             for (int p = 0; p < current; p++) parts[p] = topic.Partitions[p];
             try
             {
-                for (int p = current; p < newTotal; p++) parts[p] = OpenNewPartition(name, p, topic.Config);
+                for (int p = current; p < newTotal; p++) parts[p] = OpenNewPartition(name, topic.TopicId, p, topic.Config);
+                FileIO.FlushDirectory(_options.DataDirectory);
                 var meta = topic.ToMetadata();
                 meta.Partitions = newTotal;
                 FileIO.WriteAtomic(MetadataPath(name), meta.Serialize());

@@ -20,7 +20,7 @@ internal sealed class LogReader(PartitionState state)
         {
             long hwm = Volatile.Read(ref state.NextOffset);
             long logStart = Volatile.Read(ref state.LogStartOffset);
-            if (state.Closed) return new ReadResult(ErrorCode.UnknownTopicOrPartition, RecordsPayload.Empty, hwm, logStart);
+            if (state.Closed) return new ReadResult(state.ClosedError, RecordsPayload.Empty, hwm, logStart);
             if (fetchOffset < logStart || fetchOffset > hwm)
                 return new ReadResult(ErrorCode.OffsetOutOfRange, RecordsPayload.Empty, hwm, logStart);
             if (fetchOffset == hwm || (maxBytes <= 0 && !minOneBatch))

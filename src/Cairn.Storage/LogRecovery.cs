@@ -5,7 +5,7 @@ namespace Cairn.Storage;
 /// <summary>
 /// Opening a partition directory: drops leftovers (temp files, orphaned indexes), opens the segments (the active one
 /// with a full CRC walk and truncation of a torn tail after an unclean shutdown; damaged indexes are rebuilt),
-/// cuts the chain at the first gap between segments, reconciles the log start offset checkpoint, and restores the
+/// takes the partition offline at a gap between segments, reconciles the log start offset checkpoint, and restores the
 /// idempotent-producer state from the clean-shutdown snapshot or by replaying the last segments.
 /// </summary>
 internal static class LogRecovery
@@ -35,7 +35,7 @@ internal static class LogRecovery
                 bool active = i == bases.Count - 1;
                 segments.Add(LogSegment.Open(dir, bases[i], active, fullRecovery: active && !clean, cfg.IndexIntervalBytes, logger, name, nowMs, out _));
             }
-            CutAtFirstGap(segments, dir, cfg, logger, name, nowMs);
+            ThrowAtFirstGap(segments, name);
 
             long next = segments.Count > 0 ? segments[^1].NextOffset : Math.Max(0, checkpoint);
             long logStart = Math.Max(Math.Max(0, checkpoint), segments.Count > 0 ? segments[0].BaseOffset : next);
@@ -102,26 +102,18 @@ internal static class LogRecovery
         return bases;
     }
 
-    /// <summary>Segments must chain: a gap means an older segment lost its tail; what follows it cannot be trusted.</summary>
-    private static void CutAtFirstGap(List<LogSegment> segments, string dir, LogConfig cfg, ILogger logger, string name, long nowMs)
+    /// <summary>
+    /// Segments must chain. A gap means a segment file is missing or lost its tail; which side is right only an operator
+    /// can tell, so nothing is changed and the partition goes offline (the caller closes the segments).
+    /// </summary>
+    private static void ThrowAtFirstGap(List<LogSegment> segments, string name)
     {
         for (int i = 0; i + 1 < segments.Count; i++)
         {
             if (segments[i].NextOffset == segments[i + 1].BaseOffset) continue;
-            logger.LogWarning("{Partition}: segment {Base} ends at offset {Next} but the next segment starts at {NextBase}; deleting {Count} later segment(s)",
-                name, segments[i].BaseOffset, segments[i].NextOffset, segments[i + 1].BaseOffset, segments.Count - i - 1);
-            for (int j = i + 1; j < segments.Count; j++)
-            {
-                segments[j].CloseHandles();
-                segments[j].DeleteFiles();
-            }
-            segments.RemoveRange(i + 1, segments.Count - i - 1);
-            // The new last segment becomes the active one: load its indexes and open them for appends.
-            var last = segments[i];
-            long lastBase = last.BaseOffset;
-            last.CloseHandles();
-            segments[i] = LogSegment.Open(dir, lastBase, active: true, fullRecovery: true, cfg.IndexIntervalBytes, logger, name, nowMs, out _);
-            return;
+            throw new PartitionOfflineException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{name}: segment {segments[i].BaseOffset} ends at offset {segments[i].NextOffset} but the next segment starts at " +
+                $"{segments[i + 1].BaseOffset} (a segment file is missing or truncated); the partition is offline and every file is left in place"));
         }
     }
 

@@ -14,7 +14,7 @@ internal sealed class LogRetention(PartitionState state)
     /// <summary>See <see cref="PartitionLog.DeleteRecords"/>.</summary>
     public DeleteRecordsResult DeleteRecords(long beforeOffset)
     {
-        if (state.Closed) return new DeleteRecordsResult(ErrorCode.UnknownTopicOrPartition, -1);
+        if (state.Closed) return new DeleteRecordsResult(state.ClosedError, -1);
         List<LogSegment>? deleted;
         long newStart;
         lock (state.Lock)

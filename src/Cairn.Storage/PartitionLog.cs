@@ -44,6 +44,9 @@ public sealed class PartitionLog : IPartitionLog, IDisposable
     /// <summary>Every offset below this is fsynced.</summary>
     public long DurableOffset => _flusher.DurableOffset;
     public bool IsClosed => _state.Closed;
+    /// <summary>True when recovery found the files inconsistent (see <see cref="OfflineReason"/>): reads and appends get KAFKA_STORAGE_ERROR.</summary>
+    public bool IsOffline => _state.OfflineReason is not null;
+    public string? OfflineReason => _state.OfflineReason;
     public int SegmentCount => Volatile.Read(ref _state.Segments).Length;
 
     /// <summary>Total bytes of all segment files.</summary>
@@ -100,7 +103,20 @@ public sealed class PartitionLog : IPartitionLog, IDisposable
         ILogger logger, TimeProvider time, DeferredCloser closer, bool ownsCloser)
     {
         var state = new PartitionState(directory, $"{topic}-{partition}", config, options, time, logger, closer);
-        long durable = LogRecovery.Recover(state);
+        long durable;
+        try
+        {
+            durable = LogRecovery.Recover(state);
+        }
+        catch (PartitionOfflineException e)
+        {
+            // One damaged partition must not stop the broker: it stays listed, answers KAFKA_STORAGE_ERROR, files untouched.
+            logger.LogError("{Message}", e.Message);
+            state.OfflineReason = e.Message;
+            state.Closed = true;
+            state.Segments = [];
+            durable = 0;
+        }
         return new PartitionLog(directory, topic, partition, state, durable, ownsCloser);
     }
 

@@ -24,6 +24,12 @@ internal sealed class PartitionState(string directory, string name, LogConfig co
 
     public volatile LogConfig Config = config;
     public volatile bool Closed;
+    /// <summary>Why recovery left this partition offline (then <see cref="Closed"/> is set too); null when it is not.</summary>
+    public volatile string? OfflineReason;
+
+    /// <summary>What a closed partition answers: gone (deleted / shut down), or offline because of its files.</summary>
+    public Cairn.Protocol.ErrorCode ClosedError =>
+        OfflineReason is null ? Cairn.Protocol.ErrorCode.UnknownTopicOrPartition : Cairn.Protocol.ErrorCode.KafkaStorageError;
 
     /// <summary>Oldest first; the last one is <see cref="Active"/>. Replaced, never changed in place, under <see cref="Lock"/>.</summary>
     public LogSegment[] Segments = [];

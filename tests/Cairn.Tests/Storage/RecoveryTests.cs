@@ -137,7 +137,7 @@ public sealed class RecoveryTests : IDisposable
     }
 
     [Fact]
-    public void Torn_older_segment_drops_the_segments_after_it()
+    public void Torn_older_segment_takes_the_partition_offline_and_keeps_every_segment()
     {
         var cfg = LogConfig.Default with { SegmentBytes = 600 };
         var log = Open(cfg);
@@ -149,12 +149,10 @@ public sealed class RecoveryTests : IDisposable
         using (var f = new FileStream(first, FileMode.Open)) f.SetLength(f.Length - 10);
 
         log = Open(cfg);
-        Assert.Equal(1, log.SegmentCount);
-        Assert.False(File.Exists(SegmentFile(Dir, bases[1], ".log")));
-        long hwm = log.HighWatermark;
-        Assert.True(hwm < bases[1]);
-        AssertContiguous(log, 0, hwm);
-        Assert.Equal(hwm, log.Append(TestBatch.Simple(1)).BaseOffset);
+        Assert.True(log.IsOffline);
+        foreach (var b in bases) Assert.True(File.Exists(SegmentFile(Dir, b, ".log")));
+        Assert.Equal(ErrorCode.KafkaStorageError, log.Read(0, 1 << 20).Error);
+        Assert.Equal(ErrorCode.KafkaStorageError, log.Append(TestBatch.Simple(1)).Error);
         log.Close();
     }
 
