@@ -30,6 +30,8 @@ public sealed record BrokerOptions
     public OffsetStoreKind OffsetStore { get; init; } = OffsetStoreKind.Sqlite;
     /// <summary>PostgreSQL connection string, when <see cref="OffsetStore"/> is postgres.</summary>
     public string? OffsetStoreConnection { get; init; }
+    /// <summary>Start even when the SQLite offset store fails its start-up check (damaged file, lost commits); reported, not fatal.</summary>
+    public bool OffsetStoreAcceptLoss { get; init; }
     public GroupCoordinatorOptions Groups { get; init; } = new();
     /// <summary>The admin HTTP server (JSON API, /metrics, dashboard); on 127.0.0.1:9644 by default.</summary>
     public AdminOptions Admin { get; init; } = new();
@@ -63,6 +65,7 @@ public sealed record BrokerOptions
                 "log.flush.on.ack" => options with { FlushOnAck = ParseBool(key, value) },
                 "offset.store" => options with { OffsetStore = ParseStore(value) },
                 "offset.store.connection" => options with { OffsetStoreConnection = value, OffsetStore = OffsetStoreKind.Postgres },
+                "offset.store.accept.loss" => options with { OffsetStoreAcceptLoss = ParseBool(key, value) },
                 "group.min.session.timeout.ms" => options with { Groups = options.Groups with { MinSessionTimeout = Ms(key, value) } },
                 "group.max.session.timeout.ms" => options with { Groups = options.Groups with { MaxSessionTimeout = Ms(key, value) } },
                 "group.initial.rebalance.delay.ms" => options with { Groups = options.Groups with { InitialRebalanceDelay = Ms(key, value) } },
@@ -104,7 +107,7 @@ public sealed record BrokerOptions
     [
         "listen", "advertised.host", "advertised.port", "node.id", "data.dir", "log.dir", "log.dirs", "default.partitions", "num.partitions",
         "auto.create.topics", "auto.create.topics.enable", "max.request.bytes", "socket.request.max.bytes", "log.flush.on.ack",
-        "offset.store", "offset.store.connection", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
+        "offset.store", "offset.store.connection", "offset.store.accept.loss", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
         "group.initial.rebalance.delay.ms", "group.max.size", "offsets.retention.minutes", "offsets.retention.check.interval.ms",
         "offset.metadata.max.bytes", "admin.listen", "admin.enabled", "admin.allow.remote.writes", "admin.auth.token",
         "admin.lag.sample.interval.ms", "admin.lag.history.minutes", "metrics.max.series", "metrics.otlp.endpoint", "metrics.otlp.interval.ms", "log.retention.check.interval.ms", .. LogConfig.BrokerPropertyNames,

@@ -82,6 +82,8 @@ public sealed class KafkaBroker : IAsyncDisposable
                 TimeProvider.System, groupLogger, cancellationToken);
             // The gauge reads the server once it exists; until then no connection can have been accepted.
             metrics = new BrokerMetrics(logs, new GroupMetricsSource(coordinator, logs), () => server?.ActiveConnections ?? 0, options.Admin.MaxMetricSeries);
+            var storeProblem = coordinator.Store.IntegrityProblem;
+            metrics.ObserveOffsetStoreIntegrity(() => storeProblem is not null);
             export = MetricsExport.Start(metrics, options.Admin.Enabled, options.Metrics, $"{cluster.ClusterId}/{options.NodeId}",
                 loggerFactory.CreateLogger("Cairn.Metrics"));
             if (options.Metrics.OtlpEndpoint is { } otlp)
@@ -214,7 +216,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         OffsetStoreKind.Memory => new InMemoryGroupStore(clusterId, logger: logger),
         OffsetStoreKind.Postgres => new PostgresGroupStore(clusterId,
             options.OffsetStoreConnection ?? throw new ArgumentException("offset.store=postgres needs offset.store.connection (a PostgreSQL connection string)"), logger),
-        _ => SqliteGroupStore.ForDataDir(clusterId, dataDir, logger),
+        _ => SqliteGroupStore.ForDataDir(clusterId, dataDir, logger, new SqliteGroupStoreOptions { AcceptLoss = options.OffsetStoreAcceptLoss }),
     };
 
     private static string LoadOrCreateClusterId(string dataDir)

@@ -31,6 +31,14 @@ internal sealed class AdminApi(ClusterIdentity cluster, LogManager logs, GroupCo
 
     // ------------------------------------------------------------------ topics
 
+    /// <summary>
+    /// /healthz: 200 while the process serves (a liveness probe must not restart a broker over stored data), "degraded"
+    /// with the offset store's problem when it started on a store that failed its integrity check (offset.store.accept.loss).
+    /// </summary>
+    public AdminResult Health() => groups.Store.IntegrityProblem is { } problem
+        ? new(200, new HealthDto("degraded", new OffsetStoreHealthDto(problem.Kind == GroupStoreProblemKind.Corrupt ? "corrupt" : "writes_lost", problem.Message)))
+        : new(200, new HealthDto("ok", null));
+
     public AdminResult Topics()
     {
         var topics = Logs.Topics.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => TopicSummary(t)).ToList();
@@ -286,6 +294,8 @@ internal sealed class AdminApi(ClusterIdentity cluster, LogManager logs, GroupCo
     // ------------------------------------------------------------------ bodies
 
     public sealed record ErrorDto(string Error);
+    public sealed record HealthDto(string Status, [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] OffsetStoreHealthDto? OffsetStore);
+    public sealed record OffsetStoreHealthDto(string Problem, string Message);
     public sealed record BrokerDto(string ClusterId, int NodeId, string Advertised, string Listen, string Version, DateTimeOffset StartedAt,
         int Topics, int Groups, double LagSampleIntervalSeconds);
     public sealed record LagHistoryDto(string GroupId, double IntervalSeconds, double WindowSeconds, IReadOnlyList<LagPointDto> Samples);

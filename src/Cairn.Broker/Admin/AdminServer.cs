@@ -153,7 +153,7 @@ internal sealed class AdminServer : IAsyncDisposable
                     return;
                 case ["healthz"]:
                     if (!await AllowAsync(http, read, "GET")) return;
-                    await WriteJsonAsync(http, new AdminResult(200, new { status = "ok" }));
+                    await WriteJsonAsync(http, _api.Health());
                     return;
                 case ["readyz"]:
                     if (!await AllowAsync(http, read, "GET")) return;

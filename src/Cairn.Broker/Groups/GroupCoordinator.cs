@@ -25,10 +25,19 @@ internal sealed class GroupCoordinator : IAsyncDisposable
 
     public IGroupStore Store => _store;
 
-    /// <summary>Loads groups and committed offsets from the store. Members of loaded groups get a fresh session timeout to come back.</summary>
+    /// <summary>Loads groups and committed offsets from the store. Members of loaded groups get a fresh session timeout to come back.
+    /// The coordinator owns <paramref name="store"/>: it is disposed when the coordinator is, or when starting fails.</summary>
     public static async Task<GroupCoordinator> StartAsync(IGroupStore store, LogManager logs, GroupCoordinatorOptions options, TimeProvider time, ILogger logger, CancellationToken cancellationToken = default)
     {
-        await store.InitializeAsync(cancellationToken);
+        try
+        {
+            await store.InitializeAsync(cancellationToken);
+        }
+        catch
+        {
+            await store.DisposeAsync();
+            throw;
+        }
         var coordinator = new GroupCoordinator(store, logs, options, time, logger);
         foreach (var stored in await store.GetGroupsAsync(cancellationToken)) coordinator._membership.Restore(stored);
         int offsets = 0;

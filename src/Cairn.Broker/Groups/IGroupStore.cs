@@ -65,4 +65,30 @@ internal interface IGroupStore : IAsyncDisposable
 
     /// <summary>Deletes the group's metadata and all its committed offsets.</summary>
     Task DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// A problem <see cref="InitializeAsync"/> found in the stored data (a damaged database, lost writes) and went on with
+    /// because the operator accepted the loss (offset.store.accept.loss); null when none. Without that setting such a
+    /// problem fails <see cref="InitializeAsync"/> instead.
+    /// </summary>
+    GroupStoreProblem? IntegrityProblem => null;
+}
+
+/// <summary>What the group store's start-up check found wrong.</summary>
+internal enum GroupStoreProblemKind
+{
+    /// <summary>The database file is damaged (SQLite <c>PRAGMA quick_check</c> failed, or the file is not a database).</summary>
+    Corrupt,
+
+    /// <summary>The database is consistent but older than it was known to be: acknowledged writes (offset commits) were lost.</summary>
+    WritesLost,
+}
+
+/// <param name="Message">The whole explanation, as logged: which file, what failed, how to recover.</param>
+internal sealed record GroupStoreProblem(GroupStoreProblemKind Kind, string Message);
+
+/// <summary>The group store's data failed its start-up check; the broker does not start on it unless the loss is accepted.</summary>
+internal sealed class GroupStoreIntegrityException(GroupStoreProblem problem, string message) : InvalidOperationException(message)
+{
+    public GroupStoreProblem Problem { get; } = problem;
 }

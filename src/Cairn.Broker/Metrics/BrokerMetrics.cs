@@ -16,6 +16,7 @@ namespace Cairn.Broker.Metrics;
 /// <item><c>cairn_partition_log_start_offset{topic,partition}</c>, <c>cairn_partition_log_end_offset</c>, <c>cairn_partition_size_bytes</c></item>
 /// <item><c>cairn_group_committed_offset{group,topic,partition}</c>, <c>cairn_group_lag_records</c>, <c>cairn_group_lag_seconds</c>, <c>cairn_group_members{group}</c></item>
 /// <item><c>cairn_metrics_series_dropped</c>: the series the gauges above left out</item>
+/// <item><c>cairn_offset_store_integrity_problem</c>: 1 when the offset store failed its start-up check and the loss was accepted</item>
 /// </list>
 /// The per-partition and per-group gauges yield at most <c>maxSeries</c> series each (topics and groups in name order),
 /// and no more than <see cref="LifetimeSeriesFactor"/> times that many different label sets over the meter's life (an
@@ -245,6 +246,15 @@ internal sealed class BrokerMetrics : IDisposable
 
     private IEnumerable<Measurement<int>> ObserveGroupMembers() =>
         Snapshot().Groups.Select(g => new Measurement<int>(g.Members, new KeyValuePair<string, object?>("group", g.Group))).ToArray();
+
+    /// <summary>
+    /// Adds <c>cairn_offset_store_integrity_problem</c>: 1 while the broker runs on an offset store that failed its start-up
+    /// check (damaged, or missing acknowledged commits) because the operator accepted the loss; 0 otherwise. An alert on
+    /// it catches a setting left on after the recovery it was meant for.
+    /// </summary>
+    internal void ObserveOffsetStoreIntegrity(Func<bool> problem) =>
+        Meter.CreateObservableGauge("cairn_offset_store_integrity_problem", () => problem() ? 1 : 0, "{problem}",
+            "1 when the offset store failed its start-up integrity check (damaged file or lost commits) and the broker started anyway (offset.store.accept.loss)");
 
     public void Dispose() => Meter.Dispose();
 

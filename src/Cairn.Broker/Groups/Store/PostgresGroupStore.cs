@@ -165,5 +165,5 @@ internal sealed class PostgresGroupStore : SqlGroupStore
         }
     }
 
-    private protected override ValueTask DisposeCoreAsync() => _upsert.DisposeAsync();
+    private protected override ValueTask DisposeCoreAsync(bool databaseClosed) => _upsert.DisposeAsync();
 }

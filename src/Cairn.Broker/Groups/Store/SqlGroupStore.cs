@@ -14,6 +14,10 @@ internal abstract class SqlGroupStore : IGroupStore
 {
     private const string Offsets = "group_offsets";
     private const string Groups = "consumer_groups";
+    private const string Meta = "group_store_meta";
+
+    /// <summary>The <see cref="Meta"/> row counting write transactions (see <see cref="CountsWrites"/>).</summary>
+    private const string WriteSequenceRow = "write_sequence";
 
     /// <summary>Offset columns in the order <see cref="ReadOffset"/> reads them.</summary>
     private const string OffsetColumns = "topic, topic_id, partition, committed_offset, leader_epoch, metadata, commit_time_ms";
@@ -21,6 +25,8 @@ internal abstract class SqlGroupStore : IGroupStore
     private readonly SemaphoreSlim _initLock = new(1, 1);
     private readonly SqlSchemaHistory _history;
     private readonly string _upsertGroupSql;
+    private readonly string _bumpSequenceSql;
+    private long _writeSequence;
     private CommitBatcher<IReadOnlyList<GroupOffsetCommit>>? _batcher;
     private volatile bool _initialized;
     private volatile bool _disposed;
@@ -43,6 +49,7 @@ internal abstract class SqlGroupStore : IGroupStore
             ("protocol", d.Parameter("protocol")), ("generation", d.Parameter("generation")), ("leader", d.Parameter("leader")),
             ("empty_since_ms", d.Parameter("empty_since")), ("members", d.Parameter("members")), (updated.Name, d.NowSql(updated.Type)),
         ], ["cluster_id", "group_id"]);
+        _bumpSequenceSql = $"UPDATE {Meta} SET value = value + 1 WHERE name = '{WriteSequenceRow}' RETURNING value";
     }
 
     /// <summary>Newest schema version this build knows.</summary>
@@ -58,6 +65,21 @@ internal abstract class SqlGroupStore : IGroupStore
 
     /// <summary>Commit transactions run so far (for diagnostics and tests of group commit).</summary>
     internal long CommitTransactions => _batcher?.Transactions ?? 0;
+
+    /// <summary>
+    /// Whether every write transaction also bumps the database's write sequence (<see cref="WriteSequence"/>). SQLite does:
+    /// its store compares the sequence with a record kept outside the database to notice a database rolled back to an
+    /// older state (a damaged write-ahead log). PostgreSQL does not: the server guarantees durability, and the counter
+    /// would be one row every commit of every broker updates.
+    /// </summary>
+    private protected virtual bool CountsWrites => false;
+
+    /// <summary>The newest write sequence committed to the database (read at start-up, then raised by each counted write
+    /// once it has committed); 0 when the store does not count writes.</summary>
+    internal long WriteSequence => Interlocked.Read(ref _writeSequence);
+
+    /// <summary>An integrity problem found at start-up and accepted (offset.store.accept.loss); null when none.</summary>
+    public GroupStoreProblem? IntegrityProblem { get; private protected set; }
 
     /// <summary>
     /// The shipped schema. SQLite and PostgreSQL differ in one place: a row's "when" column is Unix milliseconds named
@@ -81,6 +103,13 @@ internal abstract class SqlGroupStore : IGroupStore
             ], ["cluster_id", "group_id"], Clustered: true)),
         ]),
         new(2, [d.CreateIndexSql(null, "group_offsets_by_topic", Offsets, "cluster_id", "topic")]),
+        // Named counters of the whole database (not per cluster: they describe the file). write_sequence only grows, so
+        // a lower value than one recorded earlier means writes were lost, while deleted rows do not lower it.
+        new(3,
+        [
+            d.CreateTableSql(new SqlTable(Meta, [new("name", SqlType.Text), new("value", SqlType.Int64)], ["name"])),
+            $"INSERT INTO {Meta} (name, value) VALUES ('{WriteSequenceRow}', 0)",
+        ]),
     ];
 
     private static SqlSchemaHistory History(SqlDialect d, long lockKey) =>
@@ -97,6 +126,7 @@ internal abstract class SqlGroupStore : IGroupStore
         try
         {
             if (_initialized) return;
+            await BeforeMigrateAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 await SqlMigrationRunner.MigrateAsync(Database, _history, Logger, cancellationToken).ConfigureAwait(false);
@@ -105,6 +135,8 @@ internal abstract class SqlGroupStore : IGroupStore
             {
                 throw GroupStoreSchema.Newer(Database.Dialect.Name, Database.Location, ex.Found, ex.Known);
             }
+            if (CountsWrites) Interlocked.Exchange(ref _writeSequence, await ReadWriteSequenceAsync(cancellationToken).ConfigureAwait(false));
+            await AfterMigrateAsync(cancellationToken).ConfigureAwait(false);
             _batcher = new CommitBatcher<IReadOnlyList<GroupOffsetCommit>>(WriteCommitBatchAsync, Logger, MaxBatchOffsets, "group offset commit");
             _initialized = true;
         }
@@ -124,6 +156,42 @@ internal abstract class SqlGroupStore : IGroupStore
 
     /// <summary>Writes every commit of the batch in one transaction (later commits of a partition win); throws if it did not commit.</summary>
     private protected abstract ValueTask WriteCommitBatchAsync(List<PendingCommit<IReadOnlyList<GroupOffsetCommit>>> batch);
+
+    /// <summary>Runs before the schema is migrated, on a database nothing has written to yet (SQLite: the integrity check).</summary>
+    private protected virtual Task BeforeMigrateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Runs once the schema is current and <see cref="WriteSequence"/> is read (SQLite: the lost-writes check).</summary>
+    private protected virtual Task AfterMigrateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// <see cref="SqlDatabase.WriteAsync"/> for every write of the store. When the store <see cref="CountsWrites"/>, the
+    /// write runs in a transaction that also bumps the write sequence, and the new value is published only once that
+    /// transaction has committed, so nothing outside the database ever records a sequence the database may not have.
+    /// </summary>
+    private protected async Task WriteAsync(Func<DbConnection, DbTransaction?, CancellationToken, Task> write, bool transaction, CancellationToken cancellationToken)
+    {
+        if (!CountsWrites)
+        {
+            await Database.WriteAsync(write, transaction, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        long sequence = 0;
+        await Database.WriteAsync(async (connection, tx, ct) =>
+        {
+            await write(connection, tx, ct).ConfigureAwait(false);
+            sequence = Convert.ToInt64(await SqlDatabase.ScalarAsync(connection, tx, _bumpSequenceSql, ct).ConfigureAwait(false)
+                ?? throw new InvalidDataException($"{Database.Dialect.Name} group store {Database.Location}: the {WriteSequenceRow} row of {Meta} is missing"),
+                System.Globalization.CultureInfo.InvariantCulture);
+        }, transaction: true, cancellationToken).ConfigureAwait(false);
+        long current;
+        do current = Interlocked.Read(ref _writeSequence);
+        while (sequence > current && Interlocked.CompareExchange(ref _writeSequence, sequence, current) != current);
+    }
+
+    private Task<long> ReadWriteSequenceAsync(CancellationToken cancellationToken) =>
+        Database.ReadAsync(async (connection, ct) => Convert.ToInt64(
+            await SqlDatabase.ScalarAsync(connection, null, $"SELECT value FROM {Meta} WHERE name = '{WriteSequenceRow}'", ct).ConfigureAwait(false) ?? 0L,
+            System.Globalization.CultureInfo.InvariantCulture), cancellationToken);
 
     public Task<IReadOnlyDictionary<string, IReadOnlyList<CommittedOffset>>> GetAllOffsetsAsync(CancellationToken cancellationToken = default)
     {
@@ -151,7 +219,7 @@ internal abstract class SqlGroupStore : IGroupStore
         var d = Database.Dialect;
         var sql = $"DELETE FROM {Offsets} WHERE cluster_id = {d.Parameter("cluster")} AND group_id = {d.Parameter("group")} " +
                   $"AND topic = {d.Parameter("topic")} AND partition = {d.Parameter("partition")}";
-        return Database.WriteAsync(async (connection, tx, ct) =>
+        return WriteAsync(async (connection, tx, ct) =>
         {
             await using var command = SqlDatabase.Command(connection, tx, sql, ("cluster", ClusterId), ("group", groupId));
             var topic = SqlDatabase.AddParameter(command, "topic", "");
@@ -171,7 +239,7 @@ internal abstract class SqlGroupStore : IGroupStore
         ThrowIfNotReady();
         var d = Database.Dialect;
         var sql = $"DELETE FROM {Offsets} WHERE cluster_id = {d.Parameter("cluster")} AND topic = {d.Parameter("topic")}";
-        return Database.WriteAsync((connection, tx, ct) => SqlDatabase.ExecuteAsync(connection, tx, sql, ct, ("cluster", ClusterId), ("topic", topic)),
+        return WriteAsync((connection, tx, ct) => SqlDatabase.ExecuteAsync(connection, tx, sql, ct, ("cluster", ClusterId), ("topic", topic)),
             transaction: false, cancellationToken);
     }
 
@@ -185,7 +253,7 @@ internal abstract class SqlGroupStore : IGroupStore
             ("generation", group.Generation), ("leader", group.Leader),
             ("empty_since", group.EmptySince is { } t ? GroupStoreSchema.ToUnixMs(t) : null), ("members", MemberCodec.Encode(group.Members)),
         ];
-        return Database.WriteAsync((connection, tx, ct) => SqlDatabase.ExecuteAsync(connection, tx, _upsertGroupSql, ct, parameters),
+        return WriteAsync((connection, tx, ct) => SqlDatabase.ExecuteAsync(connection, tx, _upsertGroupSql, ct, parameters),
             transaction: false, cancellationToken);
     }
 
@@ -209,7 +277,7 @@ internal abstract class SqlGroupStore : IGroupStore
         var d = Database.Dialect;
         var where = $"WHERE cluster_id = {d.Parameter("cluster")} AND group_id = {d.Parameter("group")}";
         // One transaction: the offsets and the group go together.
-        return Database.WriteAsync(async (connection, tx, ct) =>
+        return WriteAsync(async (connection, tx, ct) =>
         {
             await SqlDatabase.ExecuteAsync(connection, tx, $"DELETE FROM {Offsets} {where}", ct, ("cluster", ClusterId), ("group", groupId)).ConfigureAwait(false);
             await SqlDatabase.ExecuteAsync(connection, tx, $"DELETE FROM {Groups} {where}", ct, ("cluster", ClusterId), ("group", groupId)).ConfigureAwait(false);
@@ -221,12 +289,21 @@ internal abstract class SqlGroupStore : IGroupStore
         if (_disposed) return;
         if (_batcher is not null) await _batcher.CompleteAsync().ConfigureAwait(false); // write what is queued
         _disposed = true;
-        await Database.DisposeAsync().ConfigureAwait(false);
-        await DisposeCoreAsync().ConfigureAwait(false);
+        var closed = false;
+        try
+        {
+            await Database.DisposeAsync().ConfigureAwait(false);
+            closed = true;
+        }
+        finally
+        {
+            await DisposeCoreAsync(closed).ConfigureAwait(false);
+        }
     }
 
-    /// <summary>Releases what the engine's store holds besides the database (prepared statements).</summary>
-    private protected virtual ValueTask DisposeCoreAsync() => ValueTask.CompletedTask;
+    /// <summary>Releases what the engine's store holds besides the database (prepared statements); <paramref name="databaseClosed"/>
+    /// says whether the database was closed without error (SQLite then records a clean shutdown).</summary>
+    private protected virtual ValueTask DisposeCoreAsync(bool databaseClosed) => ValueTask.CompletedTask;
 
     private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Cairn.Sql;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
@@ -15,20 +16,42 @@ internal sealed record SqliteGroupStoreOptions
 
     /// <summary>Idle read connections kept open for reuse.</summary>
     public int MaxIdleReadConnections { get; init; } = 4;
+
+    /// <summary>Start even when the start-up check finds the database damaged or missing writes (offset.store.accept.loss):
+    /// the problem is logged and reported (metric, /healthz) instead of failing <see cref="SqlGroupStore.InitializeAsync"/>.</summary>
+    public bool AcceptLoss { get; init; }
+
+    /// <summary>How often <c>groups.db.state</c> is rewritten while writes happen; writes lost from before the last rewrite are detected.</summary>
+    public TimeSpan WriteRecordInterval { get; init; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>
 /// <see cref="IGroupStore"/> in an embedded SQLite file (WAL journal, synchronous=FULL: a commit is acknowledged only once
 /// it is on disk). One dedicated writer connection does every write; reads use separate read-only connections
 /// (<see cref="SqliteDatabase"/>). A batch of offset commits is one transaction of a prepared upsert run once per offset.
+/// <para>
+/// Start-up checks the file (a WAL checkpoint or a crash can only be trusted so far): after an unclean stop (the
+/// write-ahead log is present, or <c>groups.db.state</c> does not record a clean shutdown) <c>PRAGMA quick_check</c> must
+/// pass, and on every start the database's write sequence must not be below the one <see cref="SqliteWriteRecord"/> last
+/// recorded. Either failure is logged as an error saying how to recover and fails the start, unless
+/// <see cref="SqliteGroupStoreOptions.AcceptLoss"/>.
+/// </para>
 /// </summary>
 internal sealed class SqliteGroupStore : SqlGroupStore
 {
     /// <summary>File name of the store inside the broker's data directory.</summary>
     public const string DefaultFileName = "groups.db";
 
+    /// <summary>Most lines of <c>PRAGMA quick_check</c> output reported.</summary>
+    private const int MaxQuickCheckLines = 10;
+
     private readonly byte[] _topicIdBuffer = new byte[16]; // bound by value (copied) on each execution
+    private readonly SqliteGroupStoreOptions _options;
+    private readonly SqliteWriteRecord _record;
     private OffsetUpsert? _upsert;
+    private SqliteWriteState? _previous;
+    private bool _databaseExisted;
+    private bool _recordStarted;
 
     /// <summary>The store at <c>&lt;dataDir&gt;/groups.db</c>.</summary>
     public static SqliteGroupStore ForDataDir(string clusterId, string dataDir, ILogger logger, SqliteGroupStoreOptions? options = null)
@@ -43,6 +66,115 @@ internal sealed class SqliteGroupStore : SqlGroupStore
         : base(Open(databasePath, options ??= new SqliteGroupStoreOptions()), clusterId, logger, options.MaxBatchOffsets, migrationLockKey: 0)
     {
         DatabasePath = ((SqliteDatabase)Database).DataSource;
+        _options = options;
+        _record = new SqliteWriteRecord(DatabasePath, () => WriteSequence, logger);
+    }
+
+    /// <summary>Where the write-sequence record is (<c>groups.db.state</c>).</summary>
+    public string WriteRecordPath => _record.Path;
+
+    /// <summary>Rewrites the write-sequence record now if the sequence grew (the timer does it every few seconds).</summary>
+    internal void RefreshWriteRecord() => _record.Refresh();
+
+    private protected override bool CountsWrites => true;
+
+    private protected override async Task BeforeMigrateAsync(CancellationToken cancellationToken)
+    {
+        var wal = DatabasePath + "-wal";
+        _databaseExisted = File.Exists(DatabasePath);
+        var recordUnreadable = false;
+        try
+        {
+            _previous = SqliteWriteRecord.Read(_record.Path);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            recordUnreadable = true;
+            Logger.LogWarning("SQLite group store {Path}: cannot read {Record} ({Error}); lost offset commits cannot be detected on this start",
+                DatabasePath, _record.Path, e.Message);
+        }
+        if (!_databaseExisted) return; // a new database: nothing to check; a record of writes it should have is checked later
+        var why = File.Exists(wal) ? $"its write-ahead log {Path.GetFileName(wal)} is present ({new FileInfo(wal).Length} bytes)"
+            : recordUnreadable ? $"{Path.GetFileName(_record.Path)} is unreadable"
+            : _previous is null ? $"there is no {Path.GetFileName(_record.Path)} recording a clean shutdown (first start of this version, or it was removed)"
+            : !_previous.Clean ? $"{Path.GetFileName(_record.Path)} says it was not closed cleanly (the broker was killed or crashed)"
+            : null;
+        if (why is null) return;
+        var clock = Stopwatch.StartNew();
+        var failures = await QuickCheckAsync(cancellationToken).ConfigureAwait(false);
+        if (failures is null)
+        {
+            Logger.LogInformation("SQLite group store {Path}: unclean start ({Why}); PRAGMA quick_check passed in {Elapsed} ms",
+                DatabasePath, why, clock.ElapsedMilliseconds);
+            return;
+        }
+        var name = Path.GetFileName(DatabasePath);
+        Report(new GroupStoreProblem(GroupStoreProblemKind.Corrupt,
+            $"SQLite group store {DatabasePath} is damaged: PRAGMA quick_check failed on an unclean start ({why}): {failures}. " +
+            "Committed offsets and group metadata in it may be wrong or unreadable. To recover: stop the broker and restore " +
+            $"{name} (with its {name}-wal, if any) from a backup; or start once with offset.store.accept.loss=true, save every group's " +
+            "offsets that can still be read with `cairn offsets export GROUP > GROUP.csv`, stop, move " +
+            $"{name}, {name}-wal and {Path.GetFileName(_record.Path)} aside, start, and load them back with `cairn offsets import GROUP GROUP.csv --execute`."),
+            $"offset store {DatabasePath} is damaged (PRAGMA quick_check failed)");
+    }
+
+    private protected override Task AfterMigrateAsync(CancellationToken cancellationToken)
+    {
+        var sequence = WriteSequence;
+        if (_previous is { } recorded && sequence < recorded.Sequence)
+        {
+            var name = Path.GetFileName(DatabasePath);
+            var cause = _databaseExisted
+                ? $"the write-ahead log {name}-wal was probably truncated or deleted after an unclean stop, or {name} was replaced by an older copy"
+                : $"{name} did not exist and was created empty";
+            Report(new GroupStoreProblem(GroupStoreProblemKind.WritesLost,
+                $"SQLite group store {DatabasePath}: acknowledged writes were lost: the database's write sequence is {sequence}, but " +
+                $"{Path.GetFileName(_record.Path)} recorded {recorded.Sequence} as durable at {recorded.Written:u}, so at least " +
+                $"{recorded.Sequence - sequence} write transaction(s) (offset commits, offset deletions, group changes) are gone: {cause}. " +
+                "Consumers of the affected groups would restart from their auto.offset.reset position. To recover: stop, put back the " +
+                $"original {name} and {name}-wal (or restore a backup) and start again; or accept the loss with offset.store.accept.loss=true " +
+                "and set the groups' offsets again with `cairn offsets import GROUP FILE --execute` (from an earlier `cairn offsets export`) " +
+                $"or `cairn groups reset-offsets`. To start over on purpose, delete {name}, {name}-wal and {Path.GetFileName(_record.Path)} together."),
+                $"offset store {DatabasePath}: committed offsets were lost (write sequence {sequence}, {recorded.Sequence} recorded in {Path.GetFileName(_record.Path)})");
+        }
+        _record.Start(_options.WriteRecordInterval);
+        _recordStarted = true;
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Fails the start, or with <see cref="SqliteGroupStoreOptions.AcceptLoss"/> reports the problem and goes on.</summary>
+    private void Report(GroupStoreProblem problem, string summary)
+    {
+        if (_options.AcceptLoss)
+        {
+            Logger.LogError("{Problem} Starting anyway because offset.store.accept.loss=true; remove that setting once the offsets are set again.", problem.Message);
+            IntegrityProblem ??= problem;
+            return;
+        }
+        Logger.LogError("{Problem} The broker does not start on it, so that consumers are not silently reset and nothing is overwritten; " +
+                        "offset.store.accept.loss=true starts it anyway.", problem.Message);
+        throw new GroupStoreIntegrityException(problem, $"{summary}; see the error above, or set offset.store.accept.loss=true to start anyway");
+    }
+
+    /// <summary>Runs <c>PRAGMA quick_check</c> (on the writer, which recovers the write-ahead log first); null when it passes,
+    /// else what it found.</summary>
+    private async Task<string?> QuickCheckAsync(CancellationToken cancellationToken)
+    {
+        const int SqliteCorrupt = 11, SqliteNotADatabase = 26;
+        try
+        {
+            List<string> lines = [];
+            await Database.WriteAsync(async (connection, _, ct) =>
+            {
+                await using var command = SqlDatabase.Command(connection, null, $"PRAGMA quick_check({MaxQuickCheckLines})");
+                lines = await SqlDatabase.ReadRowsAsync(command, r => r.GetString(0), ct).ConfigureAwait(false);
+            }, transaction: false, cancellationToken).ConfigureAwait(false);
+            return lines is ["ok"] ? null : lines.Count == 0 ? "no result" : string.Join("; ", lines);
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is SqliteCorrupt or SqliteNotADatabase)
+        {
+            return e.Message;
+        }
     }
 
     public string DatabasePath { get; }
@@ -68,7 +200,7 @@ internal sealed class SqliteGroupStore : SqlGroupStore
     }
 
     private protected override ValueTask WriteCommitBatchAsync(List<PendingCommit<IReadOnlyList<GroupOffsetCommit>>> batch) =>
-        new(Database.WriteAsync((connection, tx, _) =>
+        new(WriteAsync((connection, tx, _) =>
         {
             var upsert = PreparedUpsert((SqliteConnection)connection);
             upsert.Command.Transaction = (SqliteTransaction)tx!;
@@ -140,10 +272,13 @@ internal sealed class SqliteGroupStore : SqlGroupStore
     private sealed record OffsetUpsert(SqliteCommand Command, SqliteParameter Group, SqliteParameter TopicId, SqliteParameter Partition,
         SqliteParameter Topic, SqliteParameter Offset, SqliteParameter Epoch, SqliteParameter Metadata, SqliteParameter Time);
 
-    private protected override ValueTask DisposeCoreAsync()
+    private protected override ValueTask DisposeCoreAsync(bool databaseClosed)
     {
         _upsert?.Command.Dispose();
         _upsert = null;
+        // Closed without error: every commit is in the main file (the last connection checkpoints), so the next start
+        // need not check it. A store whose start failed never started the record: it still describes the previous run.
+        if (_recordStarted) _record.Close(clean: databaseClosed);
         return ValueTask.CompletedTask;
     }
 }
