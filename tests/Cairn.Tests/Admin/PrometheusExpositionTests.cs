@@ -51,6 +51,7 @@ public sealed class PrometheusExpositionTests : IAsyncLifetime
             ("cairn_group_lag_seconds", "gauge", ["group", "partition", "topic"]),
             ("cairn_group_members", "gauge", ["group"]),
             ("cairn_metrics_series_dropped", "gauge", []),
+            ("cairn_offset_store_integrity_problem", "gauge", []),
         };
         Assert.Equal(expected.Select(e => e.Name).Order(StringComparer.Ordinal), families.Keys.Order(StringComparer.Ordinal));
         foreach (var (name, type, labels) in expected)
