@@ -120,6 +120,10 @@ internal sealed class SqliteDatabase : SqlDatabase
     {
         if (_disposed) return;
         _disposed = true;
+        // Readers first: the last connection to close checkpoints the write-ahead log into the main file and deletes it,
+        // and only the writer can (read-only connections cannot), so a clean close leaves one self-contained file.
+        while (_readers.TryTake(out var connection)) connection.Dispose();
+        using (var pooled = new SqliteConnection(_connectionString)) SqliteConnection.ClearPool(pooled);
         await _writeLock.WaitAsync().ConfigureAwait(false); // lets a running write finish
         try
         {
@@ -130,8 +134,6 @@ internal sealed class SqliteDatabase : SqlDatabase
         {
             _writeLock.Release();
         }
-        while (_readers.TryTake(out var connection)) connection.Dispose();
-        using (var pooled = new SqliteConnection(_connectionString)) SqliteConnection.ClearPool(pooled);
     }
 
     private async Task<SqliteConnection> OpenWriterAsync(CancellationToken cancellationToken)
