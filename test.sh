@@ -87,12 +87,13 @@ check_requirements() {
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
   command -v curl >/dev/null 2>&1 || missing+=(curl)   # the README examples' admin API calls
+  command -v cc >/dev/null 2>&1 || missing+=(gcc)      # builds the crash test's power-loss shim (LD_PRELOAD)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)   # promtool checks the broker's /metrics text
   return 0
 }
 
 # Why a package is needed when its name does not say it (for the message when it is missing).
-needed_for() { case "$1" in prometheus) echo " (promtool, which checks /metrics)" ;; *) echo "" ;; esac; }
+needed_for() { case "$1" in prometheus) echo " (promtool, which checks /metrics)" ;; gcc) echo " (cc, which builds the power-loss shim)" ;; *) echo "" ;; esac; }
 
 check_requirements
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -222,12 +222,19 @@ public sealed class KafkaBroker : IAsyncDisposable
     private static string LoadOrCreateClusterId(string dataDir)
     {
         var path = Path.Combine(dataDir, "cluster-id");
-        if (File.Exists(path)) return File.ReadAllText(path).Trim();
+        if (File.Exists(path))
+        {
+            var existing = File.ReadAllText(path).Trim();
+            // Committed offsets are keyed by the cluster id: never replace a lost one with a new id in silence.
+            if (existing.Length == 0)
+                throw new InvalidDataException($"{path} is empty (damaged by a crash?): write the cluster id back into it; " +
+                                               "committed offsets are stored under it (cluster_id in groups.db)");
+            return existing;
+        }
         // Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
         var id = Convert.ToBase64String(Guid.NewGuid().ToByteArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, id);
-        File.Move(temp, path, overwrite: true);
+        // Durable (fsync, rename, directory fsync): a power loss right after the first start must not leave an empty file.
+        DurableFile.WriteAtomic(path, System.Text.Encoding.ASCII.GetBytes(id));
         return id;
     }
 

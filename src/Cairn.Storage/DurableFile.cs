@@ -1,11 +1,12 @@
 namespace Cairn.Storage;
 
 /// <summary>
-/// Durable small-file writes for other assemblies (the broker's SQLite group store keeps its write-sequence record with
-/// it), so they share <see cref="FileIO.WriteAtomic"/> instead of copying it.
+/// Small files the broker keeps next to the logs (cluster id, producer id block, the group store's write-sequence
+/// record), written so that a crash or power loss leaves the old or the new content. Other assemblies share
+/// <see cref="FileIO.WriteAtomic"/> through it instead of copying it.
 /// </summary>
 public static class DurableFile
 {
-    /// <summary>Writes a small file atomically and durably: temp file, fsync, rename over the target, fsync the directory.</summary>
+    /// <summary>Temp file, fsync, rename over <paramref name="path"/>, fsync the directory.</summary>
     public static void WriteAtomic(string path, ReadOnlySpan<byte> content) => FileIO.WriteAtomic(path, content);
 }

@@ -38,6 +38,9 @@ public sealed record BrokerOptions
     /// <summary>Extra --set key=value pairs.</summary>
     public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Extra environment variables of the broker process (e.g. LD_PRELOAD for a fault-injection shim).</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
@@ -174,6 +177,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         };
         foreach (var a in Arguments()) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (k, v) in Options.Environment) psi.Environment[k] = v;
 
         var startNo = ++_starts;
         var commandLine = $"{executable} {string.Join(' ', psi.ArgumentList)}";

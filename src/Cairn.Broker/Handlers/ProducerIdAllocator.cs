@@ -38,13 +38,8 @@ internal sealed class ProducerIdAllocator
     private void ReserveBlock()
     {
         long end = _blockEnd + BlockSize;
-        var temp = _path + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write))
-        {
-            stream.Write(System.Text.Encoding.ASCII.GetBytes(end.ToString(CultureInfo.InvariantCulture)));
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temp, _path, overwrite: true);
+        // The directory is fsynced too: a power loss must not bring back the previous block end (ids handed out again).
+        Cairn.Storage.DurableFile.WriteAtomic(_path, System.Text.Encoding.ASCII.GetBytes(end.ToString(CultureInfo.InvariantCulture)));
         _blockEnd = end;
     }
 }

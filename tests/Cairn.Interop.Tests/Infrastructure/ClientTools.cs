@@ -30,6 +30,7 @@ public static class ClientTools
     {
         var name = Path.GetFileName(fileName);
         if (name == "kcat" || (name == "timeout" && args.Any(a => a == "kcat"))) yield return "kcat";
+        if (name == "cc") yield return "cc";
         var script = args.Count > 0 ? Path.GetFileName(args[0]) : "";
         if (fileName == Paths.Python)
         {
@@ -48,6 +49,7 @@ public static class ClientTools
     {
         "kcat" => ExecutableProblem("kcat", "kcat", Environment.GetEnvironmentVariable("PATH")),
         "node" => ExecutableProblem("node", "nodejs", Environment.GetEnvironmentVariable("PATH")),
+        "cc" => ExecutableProblem("cc", "gcc", Environment.GetEnvironmentVariable("PATH")),
         "python3" => File.Exists(Paths.Python) ? null : NotInstalled($"python3 ({Paths.Python})", "apt-get install python3"),
         "python:kafka" => PythonModuleProblem(Paths.Python, "kafka", "kafka-python", "python3-kafka"),
         "python:confluent_kafka" => PythonModuleProblem(Paths.Python, "confluent_kafka", "confluent-kafka", "python3-confluent-kafka"),

@@ -130,6 +130,71 @@ def cmd_crash_produce(args):
     return 0
 
 
+def cmd_idem_produce(args):
+    """Idempotent producer (enable.idempotence, acks=all) for the crash-consistency test.
+
+    Produces numbered records with unique payloads "idem-<n>-<pad>" round-robin to --partitions
+    partitions until --max records, --max-seconds, or stdin closes; then flushes (bounded by
+    --flush-seconds). Every delivery report is printed the moment it arrives, flushed per line:
+      {"id": n, "p": partition, "o": offset}             acknowledged
+      {"id": n, "p": partition, "err": "NAME", "fatal": bool}  failed (may still be in the log)
+    librdkafka's error callback (connection loss, producer-id trouble) becomes
+      {"event": "error", "err": "NAME", "fatal": bool, "msg": "..."}
+    and the end {"event": "done", "produced": n, "unreported": k}.
+    """
+    import threading
+    conf = base_conf(args)
+    conf.update({
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 100,
+        "message.timeout.ms": int(args.message_timeout * 1000),
+        "queue.buffering.max.messages": 5000,
+        "reconnect.backoff.ms": 50,
+        "reconnect.backoff.max.ms": 500,
+        "error_cb": lambda err: emit({"event": "error", "err": err.name(), "fatal": err.fatal(), "msg": err.str()}),
+    })
+    p = Producer(conf)
+    stop = threading.Event()
+
+    def watch_stdin():
+        sys.stdin.read()  # returns at EOF: the test closed our input
+        stop.set()
+    threading.Thread(target=watch_stdin, daemon=True).start()
+
+    def cb(err, msg):
+        n = int(msg.value()[5:13])
+        if err is None:
+            out = '{"id":%d,"p":%d,"o":%d}\n' % (n, msg.partition(), msg.offset())
+        else:
+            out = '{"id":%d,"p":%d,"err":"%s","fatal":%s}\n' % (
+                n, msg.partition(), err.name(), "true" if err.fatal() else "false")
+        sys.stdout.write(out)
+        sys.stdout.flush()
+
+    deadline = Deadline(args.max_seconds)
+    pad = "x" * args.pad
+    start = time.monotonic()
+    n = 0
+    while n < args.max and not deadline.expired() and not stop.is_set():
+        if args.rate > 0 and n >= args.rate * (time.monotonic() - start):
+            p.poll(0.002)  # throttle to --rate records per second
+            continue
+        v = "idem-%08d-%s" % (n, pad)
+        try:
+            p.produce(args.topic, value=v.encode("ascii"), partition=n % args.partitions, on_delivery=cb)
+            n += 1
+        except BufferError:
+            p.poll(0.01)
+            continue
+        p.poll(0)
+    unreported = p.flush(args.flush_seconds)
+    emit({"event": "done", "produced": n, "unreported": unreported})
+    sys.stdout.flush()
+    os._exit(0)  # do not wait for in-flight requests to a dead broker in the destructor
+
+
 # ---------------------------------------------------------------- consume
 
 def make_consumer(args, stats_cb=None):
@@ -495,6 +560,16 @@ def main():
     sp.add_argument("--partition", type=int, default=0)
     sp.add_argument("--max", type=int, default=20000)
     sp.add_argument("--max-seconds", type=float, default=20.0)
+    sp.add_argument("--pad", type=int, default=64)
+    sp.add_argument("--rate", type=int, default=0, help="records per second, 0 = unthrottled")
+
+    sp = add("idem-produce", cmd_idem_produce)
+    sp.add_argument("--topic", required=True)
+    sp.add_argument("--partitions", type=int, default=1)
+    sp.add_argument("--max", type=int, default=100000)
+    sp.add_argument("--max-seconds", type=float, default=60.0)
+    sp.add_argument("--message-timeout", type=float, default=30.0, help="message.timeout.ms, seconds")
+    sp.add_argument("--flush-seconds", type=float, default=20.0)
     sp.add_argument("--pad", type=int, default=64)
     sp.add_argument("--rate", type=int, default=0, help="records per second, 0 = unthrottled")
 
