@@ -25,18 +25,21 @@ public static partial class AdminDocuments
     /// <param name="Records">log end minus log start (records trimmed by compaction still count); null when an offset is unknown</param>
     /// <param name="SizeBytes">the partition's size on disk; null when the broker did not tell</param>
     /// <param name="Segments">log segments (the admin API only: Kafka's protocol does not carry it)</param>
+    /// <param name="Offline">true when the partition cannot be read or written (its files need an operator, or no replica is online)</param>
+    /// <param name="OfflineReason">why it is offline (the admin API names the damaged files; Kafka's protocol carries only error codes); null when online</param>
     public sealed record PartitionDto(int Partition, int? Leader, IReadOnlyList<int>? Replicas, IReadOnlyList<int>? Isr,
-        long? LogStartOffset, long? LogEndOffset, long? Records, long? SizeBytes, int? Segments);
+        long? LogStartOffset, long? LogEndOffset, long? Records, long? SizeBytes, int? Segments, bool Offline, string? OfflineReason);
 
     /// <summary>A topic config. The value of a sensitive config is null.</summary>
     /// <param name="Source">where the value comes from, Kafka's DescribeConfigs names (TopicConfig, DefaultConfig, ...)</param>
     public sealed record ConfigDto(string Name, string? Value, string Source, bool Sensitive, bool ReadOnly);
 
-    /// <summary>A partition's document; records from the offsets when both are known.</summary>
+    /// <summary>A partition's document; records from the offsets when both are known; offline when <paramref name="offlineReason"/> is given.</summary>
     public static PartitionDto PartitionBody(int partition, int? leader, IReadOnlyList<int>? replicas, IReadOnlyList<int>? isr,
-        long? logStartOffset, long? logEndOffset, long? sizeBytes, int? segments) =>
+        long? logStartOffset, long? logEndOffset, long? sizeBytes, int? segments, string? offlineReason = null) =>
         new(partition, leader, replicas, isr, logStartOffset, logEndOffset,
-            logStartOffset is { } start && logEndOffset is { } end ? Math.Max(0, end - start) : null, sizeBytes, segments);
+            logStartOffset is { } start && logEndOffset is { } end ? Math.Max(0, end - start) : null, sizeBytes, segments,
+            offlineReason is not null, offlineReason);
 
     /// <summary>A topic's document, its counts and totals from <paramref name="partitions"/>.</summary>
     public static TopicDto TopicBody(string name, Guid topicId, bool? isInternal, IReadOnlyList<PartitionDto> partitions, IReadOnlyList<ConfigDto>? configs) =>

@@ -5,6 +5,7 @@ using Cairn.Cli.Tool;
 
 var root = new RootCommand("Cairn: a Kafka-compatible streaming broker and offset toolkit");
 root.Add(ServeCommand.Create());
+root.Add(StorageCommand.Create());
 ToolCommands.AddTo(root);
 root.Add(CompletionCommand.Create(root));
 

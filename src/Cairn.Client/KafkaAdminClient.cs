@@ -215,7 +215,9 @@ public sealed class KafkaAdminClient : IAsyncDisposable
 
         if (includeOffsets)
         {
-            var partitions = described.Values.SelectMany(t => t!.Partitions.Select(p => new TopicPartition(t.Name, p.Partition))).ToList();
+            // A leaderless partition (offline, or still electing) has no one to answer ListOffsets: its offsets stay null
+            // at once instead of after every retry.
+            var partitions = described.Values.SelectMany(t => t!.Partitions.Where(p => p.Leader >= 0).Select(p => new TopicPartition(t.Name, p.Partition))).ToList();
             var earliest = PartitionRequests.ListOffsetsAsync(_cluster, partitions.ToDictionary(p => p, _ => PartitionRequests.EarliestTimestamp), IsolationLevel.ReadUncommitted, cancellationToken);
             var latest = PartitionRequests.ListOffsetsAsync(_cluster, partitions.ToDictionary(p => p, _ => PartitionRequests.LatestTimestamp), IsolationLevel.ReadUncommitted, cancellationToken);
             var (low, _) = await earliest.ConfigureAwait(false);

@@ -31,6 +31,13 @@ public interface IPartitionLog
     bool IsClosed { get; }
 
     /// <summary>
+    /// Why the partition is offline, or null while it is online. An offline partition (its files could not be trusted
+    /// at start-up, e.g. a gap between segments) answers KAFKA_STORAGE_ERROR to every read and append and is shown
+    /// leaderless in Metadata, as Kafka shows a partition whose only replica's log directory is offline.
+    /// </summary>
+    string? OfflineReason => null;
+
+    /// <summary>
     /// Appends a produce request's record batches (v2, concatenated); the assigned base offsets are written into
     /// <paramref name="records"/> in place. All batches are validated first: any error appends nothing and comes back
     /// as the result's error code. With <paramref name="acksAll"/> the append completes once it is as durable as the

@@ -20,7 +20,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
 {
     public const int MaxTopicNameLength = 249;
     internal const string TopicsDirectory = ".topics";
-    private const string LockFileName = ".lock";
+    internal const string LockFileName = ".lock";
 
     private readonly StorageOptions _options;
     private readonly ILoggerFactory _loggerFactory;
@@ -99,9 +99,8 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
         {
             if (path.EndsWith(".tmp", StringComparison.Ordinal)) { FileIO.TryDelete(path); continue; }
             if (!path.EndsWith(".json", StringComparison.Ordinal)) continue;
-            var meta = FileIO.TryReadAll(path) is { } bytes ? TopicMetadata.TryParse(bytes) : null;
-            if (meta is null || ValidateTopicName(meta.Name, out _) != ErrorCode.None || meta.Partitions < 1
-                || Path.GetFileNameWithoutExtension(path) != meta.Name)
+            var meta = StorageCheck.ReadTopicFile(path);
+            if (meta is null)
             {
                 // Kept (renamed) for the operator: the topic is rebuilt from its partition directories below.
                 var aside = path + ".damaged-" + _time.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);

@@ -59,8 +59,10 @@ internal sealed class AdminApi(ClusterIdentity cluster, LogManager logs, GroupCo
     private TopicDto TopicSummary(TopicLog topic, IReadOnlyList<ConfigDto>? configs = null)
     {
         int[] self = [cluster.NodeId];
-        var partitions = topic.Partitions.Select(p =>
-            PartitionBody(p.Partition, cluster.NodeId, self, self, p.LogStartOffset, p.HighWatermark, SafeSize(p), p.SegmentCount)).ToList();
+        // An offline partition is shown as Metadata shows it (no leader) and with nothing its files did not tell.
+        var partitions = topic.Partitions.Select(p => p.OfflineReason is { } reason
+            ? PartitionBody(p.Partition, -1, self, self, null, null, null, null, reason)
+            : PartitionBody(p.Partition, cluster.NodeId, self, self, p.LogStartOffset, p.HighWatermark, SafeSize(p), p.SegmentCount)).ToList();
         return TopicBody(topic.Name, topic.TopicId, false, partitions, configs);
     }
 

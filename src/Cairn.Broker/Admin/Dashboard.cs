@@ -32,6 +32,7 @@ internal static class Dashboard
   th { color: var(--muted); font-weight: 600; font-size: 12px; }
   td.num, th.num { text-align: right; padding-right: 14px; }
   tr:last-child td { border-bottom: 0; }
+  tr.offline td { color: var(--warn); } tr.offline td:last-child { white-space: normal; }
   .group-head { display: flex; flex-wrap: wrap; align-items: baseline; gap: 18px; margin-bottom: 8px; }
   .group-head .name { font-weight: 700; font-size: 15px; }
   .pill { font-size: 11px; padding: 1px 8px; border-radius: 10px; background: #e8eef5; color: #334; }
@@ -75,6 +76,7 @@ function el(tag, attrs, ...children) {
 }
 const fmt = n => n == null ? "-" : Number(n).toLocaleString("en-US");
 function bytes(n) {
+  if (n == null) return "-";
   const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0; n = Number(n);
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return (i === 0 ? n : n.toFixed(1)) + " " + u[i];
@@ -181,10 +183,15 @@ function renderTopics(topics) {
   if (topics.length === 0) { box.replaceChildren(el("span", { class: "empty", text: "no topics yet" })); return; }
   const rows = [];
   for (const t of topics) for (const p of t.partitions)
-    rows.push([t.name, p.partition, fmt(p.logStartOffset), fmt(p.logEndOffset), fmt(p.records), bytes(p.sizeBytes)]);
+    rows.push([t.name, p.partition, fmt(p.logStartOffset), fmt(p.logEndOffset), fmt(p.records), bytes(p.sizeBytes),
+      p.offline ? "offline: " + p.offlineReason : "online"]);
   box.replaceChildren(table([{ text: "topic" }, { text: "partition", num: 1 }, { text: "log start", num: 1 }, { text: "log end", num: 1 },
-    { text: "records", num: 1 }, { text: "size", num: 1 }], rows));
-  box.querySelectorAll("tr").forEach((tr, i) => { if (i > 0) tr.setAttribute("data-topic", rows[i - 1][0]); });
+    { text: "records", num: 1 }, { text: "size", num: 1 }, { text: "status" }], rows));
+  box.querySelectorAll("tr").forEach((tr, i) => {
+    if (i === 0) return;
+    tr.setAttribute("data-topic", rows[i - 1][0]);
+    if (rows[i - 1][6] !== "online") tr.setAttribute("class", "offline");
+  });
 }
 
 async function refresh() {

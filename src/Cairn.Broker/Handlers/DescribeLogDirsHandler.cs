@@ -30,6 +30,8 @@ internal sealed class DescribeLogDirsHandler(StaticBrokerConfig settings, ITopic
             foreach (var log in topic.Partitions)
             {
                 if (partitions is not null && !partitions.Contains(log.Partition)) continue;
+                // Kafka lists only the replicas whose log is online; an offline partition's size is not known.
+                if (log.OfflineReason is not null) continue;
                 entry.Partitions.Add(new() { PartitionIndex = log.Partition, PartitionSize = log.SizeInBytes, OffsetLag = 0 });
             }
             if (entry.Partitions.Count > 0) dir.Topics.Add(entry);

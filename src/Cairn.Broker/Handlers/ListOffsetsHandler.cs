@@ -32,6 +32,12 @@ internal sealed class ListOffsetsHandler(ITopicCatalog topics) : ApiHandler<List
                     result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                     continue;
                 }
+                if (log.OfflineReason is not null)
+                {
+                    // Its offsets are unknown until an operator repairs its files; answering 0 would send consumers back to the start.
+                    result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+                    continue;
+                }
                 switch (p.Timestamp)
                 {
                     case Latest:

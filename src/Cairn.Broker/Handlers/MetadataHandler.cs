@@ -59,6 +59,23 @@ internal sealed class MetadataHandler(ClusterIdentity cluster, ITopicCatalog top
         };
         for (int p = 0; p < topic.PartitionCount; p++)
         {
+            if (topic.TryGetPartition(p, out var log) && log.OfflineReason is not null)
+            {
+                // Kafka (KRaft) for a partition whose only replica's log directory is offline: the controller leaves no
+                // leader (the last ISR member stays in the ISR), and Metadata answers LEADER_NOT_AVAILABLE with leader -1
+                // and the replica listed offline. Clients then leave this partition alone and keep using the others.
+                result.Partitions.Add(new()
+                {
+                    ErrorCode = (short)ErrorCode.LeaderNotAvailable,
+                    PartitionIndex = p,
+                    LeaderId = -1,
+                    LeaderEpoch = 0,
+                    ReplicaNodes = [cluster.NodeId],
+                    IsrNodes = [cluster.NodeId],
+                    OfflineReplicas = [cluster.NodeId],
+                });
+                continue;
+            }
             result.Partitions.Add(new()
             {
                 PartitionIndex = p,

@@ -13,7 +13,8 @@ namespace Cairn.Broker.Metrics;
 /// <item><c>cairn_requests_total{api}</c>, <c>cairn_request_duration_seconds{api}</c>: per Kafka API, recorded by every connection</item>
 /// <item><c>cairn_malformed_requests_total{reason}</c>: requests refused before any handler saw them, closing their connection</item>
 /// <item><c>cairn_network_received_bytes_total</c>, <c>cairn_network_sent_bytes_total</c>, <c>cairn_connections_active</c></item>
-/// <item><c>cairn_partition_log_start_offset{topic,partition}</c>, <c>cairn_partition_log_end_offset</c>, <c>cairn_partition_size_bytes</c></item>
+/// <item><c>cairn_partition_log_start_offset{topic,partition}</c>, <c>cairn_partition_log_end_offset</c>, <c>cairn_partition_size_bytes</c> (online partitions)</item>
+/// <item><c>cairn_offline_partitions</c>: partitions whose files could not be trusted at start-up (Kafka's OfflinePartitionsCount)</item>
 /// <item><c>cairn_group_committed_offset{group,topic,partition}</c>, <c>cairn_group_lag_records</c>, <c>cairn_group_lag_seconds</c>, <c>cairn_group_members{group}</c></item>
 /// <item><c>cairn_metrics_series_dropped</c>: the series the gauges above left out</item>
 /// <item><c>cairn_offset_store_integrity_problem</c>: 1 when the offset store failed its start-up check and the loss was accepted</item>
@@ -80,6 +81,9 @@ internal sealed class BrokerMetrics : IDisposable
         Meter.CreateObservableGauge("cairn_partition_size_bytes", () => ObservePartitions(static p => p.SizeInBytes), "By",
             "Bytes of the partition's log segments");
 
+        Meter.CreateObservableGauge("cairn_offline_partitions", () => _logs.OfflinePartitions.Count, "{partition}",
+            "Partitions that are offline because their files could not be trusted at start-up (every file kept; see cairn storage check)");
+
         Meter.CreateObservableGauge("cairn_group_committed_offset", () => ObserveGroupPartitions(static p => p.Lag.CommittedOffset), "{offset}",
             "Offset the group has committed for the partition");
         Meter.CreateObservableGauge("cairn_group_lag_records", () => ObserveGroupPartitions(static p => p.Lag.LagRecords), "{record}",
@@ -99,7 +103,7 @@ internal sealed class BrokerMetrics : IDisposable
     {
         "cairn_requests" or "cairn_request_duration_seconds" => ApiNames.Length + 1,
         "cairn_malformed_requests" => MalformedReasonNames.Length,
-        "cairn_network_received_bytes" or "cairn_network_sent_bytes" or "cairn_connections_active" or DroppedSeriesName => 1,
+        "cairn_network_received_bytes" or "cairn_network_sent_bytes" or "cairn_connections_active" or "cairn_offline_partitions" or DroppedSeriesName => 1,
         _ => LifetimeSeriesLimit(_maxSeries),
     };
 
@@ -178,6 +182,8 @@ internal sealed class BrokerMetrics : IDisposable
         var measurements = new List<Measurement<long>>(partitions.Count);
         foreach (var (topic, p) in partitions)
         {
+            // An offline partition's offsets and size are unknown, not zero: it has no series until it is back.
+            if (p.IsOffline) continue;
             long v;
             try { v = value(p); }
             catch (ObjectDisposedException) { continue; } // the topic is being deleted

@@ -116,6 +116,8 @@ internal static class TopicsCommand
                         sizes.TryGetValue(tp, out var size) ? Terminal.Bytes(size) : "-");
                 }
                 ctx.Out.Write(table);
+                foreach (var p in t.Partitions)
+                    if (OfflineReason(p) is { } reason) ctx.Out.Line($"  Partition {p.Partition} is offline: {reason}");
                 var shown = Shown(t.Name).ToList();
                 if (shown.Count > 0)
                 {
@@ -140,7 +142,17 @@ internal static class TopicsCommand
     /// </summary>
     private static AdminDocuments.TopicDto TopicDocument(TopicDescription t, IReadOnlyDictionary<TopicPartition, long> sizes, IReadOnlyList<AdminDocuments.ConfigDto>? configs) =>
         AdminDocuments.TopicBody(t.Name, t.TopicId, t.IsInternal, t.Partitions.Select(p => AdminDocuments.PartitionBody(p.Partition, p.Leader, p.Replicas, p.Isr,
-            p.LogStartOffset, p.LogEndOffset, sizes.TryGetValue(new TopicPartition(t.Name, p.Partition), out var size) ? size : null, null)).ToList(), configs);
+            p.LogStartOffset, p.LogEndOffset, sizes.TryGetValue(new TopicPartition(t.Name, p.Partition), out var size) ? size : null, null,
+            OfflineReason(p))).ToList(), configs);
+
+    /// <summary>
+    /// Why a partition is offline, as far as Kafka's protocol tells: no leader and replicas listed offline (what a broker
+    /// answers for a partition whose log it cannot serve). The exact cause is only in the broker's log and its admin API.
+    /// </summary>
+    private static string? OfflineReason(PartitionDescription p) => p.Leader < 0 && p.OfflineReplicas.Count > 0
+        ? $"no leader, replica(s) {string.Join(",", p.OfflineReplicas)} offline (its log cannot be served: reads and writes get KAFKA_STORAGE_ERROR; " +
+          "the broker's log, its admin API and 'cairn storage check' on its data directory name the cause)"
+        : null;
 
     private static Command CreateTopic()
     {

@@ -30,6 +30,9 @@ internal sealed class FakePartition(string topic, int partition) : IPartitionLog
     public long SizeInBytes { get; set; }
     public bool IsClosed => false;
 
+    /// <summary>Set to take the partition offline, as recovery does when its files are inconsistent.</summary>
+    public string? OfflineReason { get; set; }
+
     /// <summary>Thrown by every append while set, as a failing disk would.</summary>
     public Exception? AppendFailure { get; set; }
 
