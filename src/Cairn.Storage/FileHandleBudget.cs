@@ -36,6 +36,12 @@ internal sealed class FileHandleBudget(int limit)
 
     internal bool IsOver => Volatile.Read(ref _count) > Limit;
 
+    /// <summary>
+    /// Background fsyncs of rolled segments run at most two at a time: each holds a lease (maybe on a reopened file), so
+    /// many rolls at once (50 partitions rolling together) would otherwise pass the budget by as many descriptors.
+    /// </summary>
+    public SemaphoreSlim RollFlushes { get; } = new(2);
+
     internal void Added(SegmentFile file, bool reopened)
     {
         lock (_lock)

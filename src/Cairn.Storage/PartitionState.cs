@@ -59,11 +59,13 @@ internal sealed class PartitionState(string directory, string name, LogConfig co
         Active = seg;
         Logger.LogInformation("{Partition}: rolled new segment at offset {Base} ({Reason}; previous segment {OldBase}, {Size} bytes)",
             Name, seg.BaseOffset, reason, old.BaseOffset, old.Size);
-        _ = Task.Run(() =>
+        _ = Task.Run(async () =>
         {
+            await Files.RollFlushes.WaitAsync().ConfigureAwait(false);
             try { old.FlushAndReleaseIndexFiles(); }
             catch (ObjectDisposedException) { }
             catch (IOException e) { Logger.LogWarning(e, "{Partition}: flushing rolled segment {Base} failed", Name, old.BaseOffset); }
+            finally { Files.RollFlushes.Release(); }
         });
         return seg;
     }
