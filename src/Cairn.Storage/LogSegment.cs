@@ -1,3 +1,5 @@
+// Over 400 lines because the segment owns both its files and its write side (create, recovery at open, lazy index
+// loading, append, flush, delete); the batch walks are in SegmentScan and the reads in SegmentReads.
 using System.Globalization;
 using Cairn.Protocol.Records;
 using Microsoft.Extensions.Logging;
