@@ -24,6 +24,10 @@ public sealed record BrokerOptions
     public int MaxRequestBytes { get; init; } = 100 * 1024 * 1024;
     /// <summary>fsync before acknowledging acks=-1 produce requests.</summary>
     public bool FlushOnAck { get; init; }
+    /// <summary>max.partitions (KIP-578): the most partitions this broker hosts; creations past it get POLICY_VIOLATION.</summary>
+    public int MaxPartitions { get; init; } = StorageOptions.DefaultMaxPartitions;
+    /// <summary>log.max.open.files: the segment file descriptors storage keeps open (least recently used idle ones are closed).</summary>
+    public int MaxOpenFiles { get; init; } = StorageOptions.DefaultMaxOpenFiles;
     /// <summary>Broker-wide log settings with Kafka names (log.retention.ms, log.segment.bytes, ...), the defaults for every topic.</summary>
     public IReadOnlyDictionary<string, string> LogSettings { get; init; } = new Dictionary<string, string>();
     /// <summary>Where committed offsets and group metadata live: sqlite (default, a file in the data dir), postgres or memory.</summary>
@@ -63,6 +67,8 @@ public sealed record BrokerOptions
                 "auto.create.topics" or "auto.create.topics.enable" => options with { AutoCreateTopics = ParseBool(key, value) },
                 "max.request.bytes" or "socket.request.max.bytes" => options with { MaxRequestBytes = ParseInt(key, value, 1024, int.MaxValue) },
                 "log.flush.on.ack" => options with { FlushOnAck = ParseBool(key, value) },
+                "max.partitions" => options with { MaxPartitions = ParseInt(key, value, 1, int.MaxValue) },
+                "log.max.open.files" => options with { MaxOpenFiles = ParseInt(key, value, 1, int.MaxValue) },
                 "offset.store" => options with { OffsetStore = ParseStore(value) },
                 "offset.store.connection" => options with { OffsetStoreConnection = value, OffsetStore = OffsetStoreKind.Postgres },
                 "offset.store.accept.loss" => options with { OffsetStoreAcceptLoss = ParseBool(key, value) },
@@ -105,6 +111,7 @@ public sealed record BrokerOptions
     /// <summary>Every setting name <see cref="FromSettings"/> accepts, in its dotted form.</summary>
     public static IReadOnlyList<string> SettingNames { get; } =
     [
+        "max.partitions", "log.max.open.files",
         "listen", "advertised.host", "advertised.port", "node.id", "data.dir", "log.dir", "log.dirs", "default.partitions", "num.partitions",
         "auto.create.topics", "auto.create.topics.enable", "max.request.bytes", "socket.request.max.bytes", "log.flush.on.ack",
         "offset.store", "offset.store.connection", "offset.store.accept.loss", "group.min.session.timeout.ms", "group.max.session.timeout.ms",

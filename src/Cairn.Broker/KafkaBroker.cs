@@ -125,6 +125,8 @@ public sealed class KafkaBroker : IAsyncDisposable
             DataDirectory = options.DataDir,
             DefaultConfig = defaults,
             FlushOnAck = options.FlushOnAck,
+            MaxPartitions = options.MaxPartitions,
+            MaxOpenFiles = options.MaxOpenFiles,
         };
         if (options.LogSettings.TryGetValue("log.retention.check.interval.ms", out var interval))
             storage.RetentionCheckInterval = TimeSpan.FromMilliseconds(long.Parse(interval, System.Globalization.CultureInfo.InvariantCulture));

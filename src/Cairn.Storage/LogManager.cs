@@ -28,6 +28,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     private readonly ILogger _partitionLogger;
     private readonly TimeProvider _time;
     private readonly DeferredCloser _closer;
+    private readonly FileHandleBudget _files;
     private readonly LogMaintenance _maintenance;
     private readonly ConcurrentDictionary<string, TopicLog> _topics = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, TopicLog> _topicsById = new();
@@ -45,10 +46,17 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
         _partitionLogger = _loggerFactory.CreateLogger<PartitionLog>();
         _time = time ?? TimeProvider.System;
         _closer = new DeferredCloser(_time);
+        _files = new FileHandleBudget(options.MaxOpenFiles);
         _maintenance = new LogMaintenance(() => _topics.Values, _options, _time, _logger);
     }
 
     public StorageOptions Options => _options;
+
+    /// <summary>Segment file descriptors storage holds open now (bounded by <see cref="StorageOptions.MaxOpenFiles"/>, see there).</summary>
+    public int OpenFileCount => _files.OpenCount;
+
+    /// <summary>Segment files reopened so far after having been closed to stay within <see cref="StorageOptions.MaxOpenFiles"/>.</summary>
+    public long FileReopenCount => _files.Reopens;
     public string DataDirectory => _options.DataDirectory;
     private string TopicsPath => Path.Combine(_options.DataDirectory, TopicsDirectory);
 
@@ -141,7 +149,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
                 {
                     var dir = PartitionDirectory(item.Meta.Name, item.Partition);
                     opened[(item.Meta.Name, item.Partition)] = PartitionLog.Open(dir, item.Meta.Name, item.Partition, item.Config,
-                        _options, _partitionLogger, _time, _closer, ownsCloser: false);
+                        _options, _partitionLogger, _time, _closer, _files, ownsCloser: false);
                     return ValueTask.CompletedTask;
                 }).ConfigureAwait(false);
         }
@@ -215,7 +223,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     /// <summary>
     /// Creates a topic with a new random id. Errors: INVALID_TOPIC_EXCEPTION (bad name, or a name that collides
     /// with an existing one when '.' and '_' are treated alike), INVALID_PARTITIONS (&lt; 1), TOPIC_ALREADY_EXISTS,
-    /// INVALID_CONFIG. With <paramref name="validateOnly"/> nothing is created and Topic is null.
+    /// INVALID_CONFIG, POLICY_VIOLATION (the broker would pass <see cref="StorageOptions.MaxPartitions"/>). With <paramref name="validateOnly"/> nothing is created and Topic is null.
     /// </summary>
     public TopicOperationResult CreateTopic(string name, int partitions, IEnumerable<KeyValuePair<string, string?>>? configs = null, bool validateOnly = false)
     {
@@ -231,6 +239,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             foreach (var existing in _topics.Keys)
                 if (existing.Replace('.', '_') == normalized)
                     return TopicOperationResult.Fail(ErrorCode.InvalidTopic, $"Topic '{name}' collides with existing topic: {existing}");
+            if (CheckPartitionLimitLocked(partitions) is { } refused) return refused;
             if (validateOnly) return new TopicOperationResult(ErrorCode.None, null, null);
 
             var parts = new PartitionLog[partitions];
@@ -255,6 +264,19 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>Partitions of every topic on this broker.</summary>
+    public int PartitionCount => _topics.Values.Sum(t => t.PartitionCount);
+
+    /// <summary>POLICY_VIOLATION when adding <paramref name="adding"/> partitions would pass max.partitions; null when it fits.</summary>
+    private TopicOperationResult? CheckPartitionLimitLocked(int adding)
+    {
+        long total = PartitionCount;
+        int max = _options.MaxPartitions;
+        if (total + adding <= max) return null;
+        return TopicOperationResult.Fail(ErrorCode.PolicyViolation, string.Create(CultureInfo.InvariantCulture,
+            $"Adding {adding} partition(s) would bring this broker to {total + adding} partitions, more than max.partitions={max} (it has {total})."));
+    }
+
     /// <summary>CreateTopics with validate_only: every check of <see cref="CreateTopic"/>, nothing created (Topic is null).</summary>
     public TopicOperationResult ValidateCreateTopic(string name, int partitions, IEnumerable<KeyValuePair<string, string?>>? configs = null) =>
         CreateTopic(name, partitions, configs, validateOnly: true);
@@ -272,7 +294,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             _logger.LogWarning("Removing the rest of deleted partition directory {Directory} before creating the partition", dir);
             Directory.Delete(dir, recursive: true);
         }
-        var log = PartitionLog.Open(dir, topic, partition, config, _options, _partitionLogger, _time, _closer, ownsCloser: false);
+        var log = PartitionLog.Open(dir, topic, partition, config, _options, _partitionLogger, _time, _closer, _files, ownsCloser: false);
         try
         {
             new PartitionIdentity(topic, topicId, partition).Write(dir);
@@ -321,7 +343,8 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// CreatePartitions: grows the topic to <paramref name="newTotal"/> partitions. INVALID_PARTITIONS when
-    /// newTotal is not larger than the current count; UNKNOWN_TOPIC_OR_PARTITION for an unknown topic.
+    /// newTotal is not larger than the current count; UNKNOWN_TOPIC_OR_PARTITION for an unknown topic; POLICY_VIOLATION
+    /// when the broker would pass <see cref="StorageOptions.MaxPartitions"/>.
     /// </summary>
     public TopicOperationResult AddPartitions(string name, int newTotal, bool validateOnly = false)
     {
@@ -334,6 +357,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
             if (newTotal <= current)
                 return TopicOperationResult.Fail(ErrorCode.InvalidPartitions,
                     newTotal == current ? $"Topic already has {current} partitions." : $"Topic currently has {current} partitions, {newTotal} is not larger.");
+            if (CheckPartitionLimitLocked(newTotal - current) is { } refused) return refused;
             if (validateOnly) return new TopicOperationResult(ErrorCode.None, null, topic);
             var parts = new PartitionLog[newTotal];
             for (int p = 0; p < current; p++) parts[p] = topic.Partitions[p];

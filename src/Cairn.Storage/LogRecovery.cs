@@ -33,7 +33,7 @@ internal static class LogRecovery
             for (int i = 0; i < bases.Count; i++)
             {
                 bool active = i == bases.Count - 1;
-                segments.Add(LogSegment.Open(dir, bases[i], active, fullRecovery: active && !clean, cfg.IndexIntervalBytes, logger, name, nowMs, out _));
+                segments.Add(LogSegment.Open(dir, bases[i], active, fullRecovery: active && !clean, cfg.IndexIntervalBytes, state.Files, logger, name, nowMs, out _));
             }
             ThrowAtFirstGap(segments, name);
 
@@ -48,7 +48,7 @@ internal static class LogRecovery
                 next = logStart;
             }
             if (segments.Count == 0)
-                segments.Add(LogSegment.Create(dir, next, logger, name));
+                segments.Add(LogSegment.Create(dir, next, state.Files, logger, name));
 
             state.Segments = segments.ToArray();
             state.Active = state.Segments[^1];

@@ -1,3 +1,5 @@
+// Over 400 lines because the segment owns both its files and its write side (create, recovery at open, lazy index
+// loading, append, flush, delete); the batch walks are in SegmentScan and the reads in SegmentReads.
 using System.Globalization;
 using Cairn.Protocol.Records;
 using Microsoft.Extensions.Logging;
@@ -10,7 +12,8 @@ namespace Cairn.Storage;
 /// assigned base offset), a sparse .index and a .timeindex. This type owns the files and the write side:
 /// appends come from one writer at a time (the partition's append lock), and <see cref="Size"/> is published
 /// after the data is written. Recovery scans are in <see cref="SegmentScan"/>, the lock-free reads in
-/// <see cref="SegmentReads"/>.
+/// <see cref="SegmentReads"/>. The files are <see cref="SegmentFile"/>s: their handles may be closed while idle to stay
+/// within the broker's <see cref="FileHandleBudget"/>, so every use takes a lease (<see cref="AcquireLog"/>).
 /// </summary>
 internal sealed class LogSegment
 {
@@ -19,21 +22,21 @@ internal sealed class LogSegment
     public const string TimeIndexSuffix = ".timeindex";
 
     public readonly long BaseOffset;
-    public readonly string LogPath;
     public readonly string IndexPath;
     public readonly string TimeIndexPath;
-    public readonly SafeFileHandle Log;
 
     private readonly ILogger _logger;
     private readonly string _name;
     private readonly Lock _loadLock = new();
+    private readonly SegmentFile _log;
+    private readonly FileHandleBudget _files;
 
     private long _size;
     private long _nextOffset;
     private OffsetIndex? _index;
     private TimeIndex? _timeIndex;
-    private SafeFileHandle? _indexFile;
-    private SafeFileHandle? _timeIndexFile;
+    private SegmentFile? _indexFile;
+    private SegmentFile? _timeIndexFile;
     private int _indexPersisted;
     private int _timeIndexPersisted;
     private long _maxTimestamp = -1;
@@ -41,17 +44,18 @@ internal sealed class LogSegment
     private int _bytesSinceLastIndexEntry;
     private long _rollBaseTimeMs = -1;
     private int _closed;
+    private volatile bool _deleted;
 
     /// <summary>index.interval.bytes used when indexes are rebuilt lazily (kept current by the partition).</summary>
     public int IndexInterval = 4096;
 
-    private LogSegment(string dir, long baseOffset, SafeFileHandle log, ILogger logger, string name)
+    private LogSegment(string dir, long baseOffset, SegmentFile log, FileHandleBudget files, ILogger logger, string name)
     {
         BaseOffset = baseOffset;
-        LogPath = PathFor(dir, baseOffset, LogSuffix);
         IndexPath = PathFor(dir, baseOffset, IndexSuffix);
         TimeIndexPath = PathFor(dir, baseOffset, TimeIndexSuffix);
-        Log = log;
+        _log = log;
+        _files = files;
         _logger = logger;
         _name = name;
         _nextOffset = baseOffset;
@@ -83,19 +87,36 @@ internal sealed class LogSegment
 
     public string DisplayName => $"{_name} segment {BaseOffset}";
 
+    /// <summary>Where the .log file is now (it ends in .deleted once retention removed the segment).</summary>
+    public string LogPath => _log.Path;
+
+    /// <summary>The .log handle for one synchronous operation (reopened if it was closed to stay within the budget).</summary>
+    public FileLease AcquireLog() => _log.Acquire();
+
+    /// <summary>Whether the .log handle is open now (tests).</summary>
+    internal bool IsLogOpen => _log.IsOpen;
+
     // ------------------------------------------------------------------------------------------
     // Creation and recovery
 
-    public static LogSegment Create(string dir, long baseOffset, ILogger logger, string name)
+    public static LogSegment Create(string dir, long baseOffset, FileHandleBudget files, ILogger logger, string name)
     {
-        var log = FileIO.OpenReadWrite(PathFor(dir, baseOffset, LogSuffix), FileMode.Create);
-        var seg = new LogSegment(dir, baseOffset, log, logger, name)
+        var log = SegmentFile.Open(files, PathFor(dir, baseOffset, LogSuffix), FileMode.Create);
+        var seg = new LogSegment(dir, baseOffset, log, files, logger, name)
         {
             _index = new OffsetIndex(),
             _timeIndex = new TimeIndex(),
         };
-        seg._indexFile = FileIO.OpenReadWrite(seg.IndexPath, FileMode.Create);
-        seg._timeIndexFile = FileIO.OpenReadWrite(seg.TimeIndexPath, FileMode.Create);
+        try
+        {
+            seg._indexFile = SegmentFile.Open(files, seg.IndexPath, FileMode.Create);
+            seg._timeIndexFile = SegmentFile.Open(files, seg.TimeIndexPath, FileMode.Create);
+        }
+        catch
+        {
+            seg.CloseHandles();
+            throw;
+        }
         return seg;
     }
 
@@ -109,17 +130,19 @@ internal sealed class LogSegment
     /// triggers the full recovery. The active segment's indexes are loaded; others load lazily.
     /// </summary>
     public static LogSegment Open(string dir, long baseOffset, bool active, bool fullRecovery, int indexInterval,
-        ILogger logger, string name, long nowMs, out OpenOutcome outcome)
+        FileHandleBudget files, ILogger logger, string name, long nowMs, out OpenOutcome outcome)
     {
-        var log = FileIO.OpenReadWrite(PathFor(dir, baseOffset, LogSuffix), FileMode.Open);
-        var seg = new LogSegment(dir, baseOffset, log, logger, name) { IndexInterval = indexInterval };
+        var file = SegmentFile.Open(files, PathFor(dir, baseOffset, LogSuffix), FileMode.Open);
+        var seg = new LogSegment(dir, baseOffset, file, files, logger, name) { IndexInterval = indexInterval };
         try
         {
+            using var lease = file.Acquire();
+            var log = lease.Handle;
             seg._size = RandomAccess.GetLength(log);
             outcome = OpenOutcome.Clean;
             if (fullRecovery)
             {
-                outcome = seg.Recover(verifyCrc: true, indexInterval, "unclean shutdown");
+                outcome = seg.Recover(log, verifyCrc: true, indexInterval, "unclean shutdown");
             }
             else
             {
@@ -133,21 +156,23 @@ internal sealed class LogSegment
                 }
                 else
                 {
-                    outcome = seg.Recover(verifyCrc: check == SegmentScan.QuickCheckResult.TailDamaged, indexInterval, problem!);
+                    outcome = seg.Recover(log, verifyCrc: check == SegmentScan.QuickCheckResult.TailDamaged, indexInterval, problem!);
                 }
             }
             if (active)
             {
                 if (seg.EnsureOffsetIndex() is null || seg.EnsureTimeIndex() is null)
                     throw new InvalidOperationException("index not loaded");
-                seg._indexFile = FileIO.OpenReadWrite(seg.IndexPath, FileMode.OpenOrCreate);
-                seg._timeIndexFile = FileIO.OpenReadWrite(seg.TimeIndexPath, FileMode.OpenOrCreate);
+                seg._indexFile = SegmentFile.Open(files, seg.IndexPath, FileMode.OpenOrCreate);
+                seg._timeIndexFile = SegmentFile.Open(files, seg.TimeIndexPath, FileMode.OpenOrCreate);
                 seg._indexPersisted = seg._index!.Count;
                 seg._timeIndexPersisted = seg._timeIndex!.Count;
                 // Drop index bytes past what we loaded (e.g. a partial trailing entry).
-                RandomAccess.SetLength(seg._indexFile, (long)seg._indexPersisted * OffsetIndex.EntrySize);
-                RandomAccess.SetLength(seg._timeIndexFile, (long)seg._timeIndexPersisted * TimeIndex.EntrySize);
-                if (seg._size > 0) seg._rollBaseTimeMs = seg.FirstBatchTimestampOr(nowMs);
+                using (var index = seg._indexFile.Acquire())
+                    RandomAccess.SetLength(index.Handle, (long)seg._indexPersisted * OffsetIndex.EntrySize);
+                using (var timeIndex = seg._timeIndexFile.Acquire())
+                    RandomAccess.SetLength(timeIndex.Handle, (long)seg._timeIndexPersisted * TimeIndex.EntrySize);
+                if (seg._size > 0) seg._rollBaseTimeMs = FirstBatchTimestampOr(log, nowMs);
             }
             return seg;
         }
@@ -158,17 +183,17 @@ internal sealed class LogSegment
         }
     }
 
-    private OpenOutcome Recover(bool verifyCrc, int indexInterval, string reason)
+    private OpenOutcome Recover(SafeFileHandle log, bool verifyCrc, int indexInterval, string reason)
     {
         long size = _size;
-        var r = SegmentScan.Scan(Log, BaseOffset, verifyCrc, indexInterval, size);
+        var r = SegmentScan.Scan(log, BaseOffset, verifyCrc, indexInterval, size);
         var outcome = OpenOutcome.IndexRebuilt;
         if (r.ValidEnd < size)
         {
             _logger.LogWarning("{Segment}: truncating log from {Size} to {ValidEnd} bytes ({Problem}); next offset {Next}",
                 DisplayName, size, r.ValidEnd, r.Problem, r.NextOffset);
-            RandomAccess.SetLength(Log, r.ValidEnd);
-            RandomAccess.FlushToDisk(Log);
+            RandomAccess.SetLength(log, r.ValidEnd);
+            RandomAccess.FlushToDisk(log);
             _size = r.ValidEnd;
             outcome = OpenOutcome.Truncated;
         }
@@ -202,10 +227,10 @@ internal sealed class LogSegment
         return true;
     }
 
-    private long FirstBatchTimestampOr(long nowMs)
+    private static long FirstBatchTimestampOr(SafeFileHandle log, long nowMs)
     {
         Span<byte> hdr = stackalloc byte[RecordBatchHeader.Size];
-        if (FileIO.ReadFully(Log, hdr, 0) == hdr.Length && RecordBatchHeader.TryRead(hdr, out var h)
+        if (FileIO.ReadFully(log, hdr, 0) == hdr.Length && RecordBatchHeader.TryRead(hdr, out var h)
             && h.MaxTimestamp >= 0 && h.MaxTimestamp <= nowMs)
             return h.MaxTimestamp;
         return nowMs;
@@ -244,13 +269,19 @@ internal sealed class LogSegment
     private void RebuildLazily(long size, string what)
     {
         // Called for a segment already validated at open: structure problems here are not truncated.
-        var r = SegmentScan.Scan(Log, BaseOffset, verifyCrc: false, IndexInterval, size);
+        SegmentScanResult r;
+        using (var lease = _log.Acquire())
+            r = SegmentScan.Scan(lease.Handle, BaseOffset, verifyCrc: false, IndexInterval, size);
         if (r.Problem is not null)
             _logger.LogError("{Segment}: batch scan stopped early while rebuilding indexes: {Problem}", DisplayName, r.Problem);
         try
         {
-            WriteIndexFileIfDifferent(IndexPath, r.Index.Serialize());
-            WriteIndexFileIfDifferent(TimeIndexPath, r.TimeIndex.Serialize());
+            // A deleted segment is still read for a while; its index files must not come back.
+            if (!_deleted)
+            {
+                WriteIndexFileIfDifferent(IndexPath, r.Index.Serialize());
+                WriteIndexFileIfDifferent(TimeIndexPath, r.TimeIndex.Serialize());
+            }
         }
         catch (IOException e)
         {
@@ -271,7 +302,9 @@ internal sealed class LogSegment
     public void Append(ReadOnlySpan<byte> data, ReadOnlySpan<BatchInfo> batches, int indexInterval, long nowMs)
     {
         long pos = _size;
-        RandomAccess.Write(Log, data, pos);
+        using (var lease = _log.Acquire())
+            RandomAccess.Write(lease.Handle, data, pos);
+        _log.MarkDirty();
         var index = _index!;
         var time = _timeIndex!;
         for (int i = 0; i < batches.Length; i++)
@@ -290,10 +323,21 @@ internal sealed class LogSegment
     {
         try
         {
-            if (_indexFile is { } indexFile) _indexPersisted = _index!.WriteTail(indexFile, _indexPersisted);
-            if (_timeIndexFile is { } timeIndexFile) _timeIndexPersisted = _timeIndex!.WriteTail(timeIndexFile, _timeIndexPersisted);
+            // Only when there are new entries: most appends add none, and take no lease on the index files.
+            if (_indexFile is { } indexFile && _index!.Count > _indexPersisted)
+            {
+                using var lease = indexFile.Acquire();
+                _indexPersisted = _index.WriteTail(lease.Handle, _indexPersisted);
+                indexFile.MarkDirty();
+            }
+            if (_timeIndexFile is { } timeIndexFile && _timeIndex!.Count > _timeIndexPersisted)
+            {
+                using var lease = timeIndexFile.Acquire();
+                _timeIndexPersisted = _timeIndex.WriteTail(lease.Handle, _timeIndexPersisted);
+                timeIndexFile.MarkDirty();
+            }
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
             // The index is an optimization: it is validated and rebuilt on recovery.
             _logger.LogWarning(e, "{Segment}: failed to write index entries", DisplayName);
@@ -312,12 +356,11 @@ internal sealed class LogSegment
     public void Flush(bool includeIndexes)
     {
         if (IsClosed) return;
-        RandomAccess.FlushToDisk(Log);
+        _log.Flush();
         if (includeIndexes)
         {
-            var i = _indexFile; var t = _timeIndexFile;
-            if (i is not null && !i.IsClosed) RandomAccess.FlushToDisk(i);
-            if (t is not null && !t.IsClosed) RandomAccess.FlushToDisk(t);
+            _indexFile?.Flush();
+            _timeIndexFile?.Flush();
         }
     }
 
@@ -334,7 +377,12 @@ internal sealed class LogSegment
     /// <summary>Best effort: cut the file back to the committed size after a failed write.</summary>
     public void TruncateToCommitted()
     {
-        try { RandomAccess.SetLength(Log, _size); } catch (IOException) { }
+        try
+        {
+            using var lease = _log.Acquire();
+            RandomAccess.SetLength(lease.Handle, _size);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException) { }
     }
 
     // ------------------------------------------------------------------------------------------
@@ -349,18 +397,23 @@ internal sealed class LogSegment
         catch (IOException) { return long.MaxValue; }
     }
 
-    /// <summary>Unlinks the files; the handles stay open (for in-flight reads) until <see cref="CloseHandles"/>.</summary>
+    /// <summary>
+    /// Removes the segment's files: the indexes at once, the .log renamed to *.deleted (still readable, reopening
+    /// included, for in-flight reads) and unlinked by <see cref="CloseHandles"/>.
+    /// </summary>
     public void DeleteFiles()
     {
-        FileIO.TryDelete(LogPath);
+        _deleted = true;
+        _log.MarkDeleted();
         FileIO.TryDelete(IndexPath);
         FileIO.TryDelete(TimeIndexPath);
     }
 
+    /// <summary>Closes the files for good (each when its last lease ends); a deleted segment's .log is unlinked then.</summary>
     public void CloseHandles()
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
-        Log.Dispose();
+        _log.Dispose();
         Interlocked.Exchange(ref _indexFile, null)?.Dispose();
         Interlocked.Exchange(ref _timeIndexFile, null)?.Dispose();
     }

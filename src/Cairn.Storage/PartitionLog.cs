@@ -96,13 +96,14 @@ public sealed class PartitionLog : IPartitionLog, IDisposable
     {
         time ??= TimeProvider.System;
         return Open(directory, topic, partition, config ?? options?.DefaultConfig ?? LogConfig.Default, options ?? new StorageOptions(),
-            (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<PartitionLog>(), time, new DeferredCloser(time), ownsCloser: true);
+            (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<PartitionLog>(), time, new DeferredCloser(time),
+            new FileHandleBudget(options?.MaxOpenFiles ?? StorageOptions.DefaultMaxOpenFiles), ownsCloser: true);
     }
 
     internal static PartitionLog Open(string directory, string topic, int partition, LogConfig config, StorageOptions options,
-        ILogger logger, TimeProvider time, DeferredCloser closer, bool ownsCloser)
+        ILogger logger, TimeProvider time, DeferredCloser closer, FileHandleBudget files, bool ownsCloser)
     {
-        var state = new PartitionState(directory, $"{topic}-{partition}", config, options, time, logger, closer);
+        var state = new PartitionState(directory, $"{topic}-{partition}", config, options, time, logger, closer, files);
         long durable;
         try
         {

@@ -10,7 +10,7 @@ namespace Cairn.Storage;
 /// take <see cref="Segments"/> and the offsets with volatile reads and never lock.
 /// </summary>
 internal sealed class PartitionState(string directory, string name, LogConfig config, StorageOptions options, TimeProvider time,
-    ILogger logger, DeferredCloser closer)
+    ILogger logger, DeferredCloser closer, FileHandleBudget files)
 {
     public readonly string Directory = directory;
     public readonly string Name = name;
@@ -18,6 +18,8 @@ internal sealed class PartitionState(string directory, string name, LogConfig co
     public readonly TimeProvider Time = time;
     public readonly ILogger Logger = logger;
     public readonly DeferredCloser Closer = closer;
+    /// <summary>The broker-wide budget of open segment files (shared by every partition of a <see cref="LogManager"/>).</summary>
+    public readonly FileHandleBudget Files = files;
     public readonly Lock Lock = new();
     public readonly ProducerStateManager Producers = new();
     public readonly LogStartCheckpoint Checkpoint = new(Path.Combine(directory, PartitionLog.LogStartCheckpointFile), name, logger);
@@ -47,7 +49,7 @@ internal sealed class PartitionState(string directory, string name, LogConfig co
     {
         var old = Active;
         old.Seal();
-        var seg = LogSegment.Create(Directory, NextOffset, Logger, Name);
+        var seg = LogSegment.Create(Directory, NextOffset, Files, Logger, Name);
         seg.IndexInterval = Config.IndexIntervalBytes;
         var segs = Segments;
         var next = new LogSegment[segs.Length + 1];
@@ -57,11 +59,13 @@ internal sealed class PartitionState(string directory, string name, LogConfig co
         Active = seg;
         Logger.LogInformation("{Partition}: rolled new segment at offset {Base} ({Reason}; previous segment {OldBase}, {Size} bytes)",
             Name, seg.BaseOffset, reason, old.BaseOffset, old.Size);
-        _ = Task.Run(() =>
+        _ = Task.Run(async () =>
         {
+            await Files.RollFlushes.WaitAsync().ConfigureAwait(false);
             try { old.FlushAndReleaseIndexFiles(); }
             catch (ObjectDisposedException) { }
             catch (IOException e) { Logger.LogWarning(e, "{Partition}: flushing rolled segment {Base} failed", Name, old.BaseOffset); }
+            finally { Files.RollFlushes.Release(); }
         });
         return seg;
     }

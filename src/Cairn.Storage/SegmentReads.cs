@@ -21,7 +21,8 @@ internal static class SegmentReads
         long pos = index.LookupPosition(fetchOffset - segment.BaseOffset);
         if (pos > end) pos = 0;
         Span<byte> buffer = stackalloc byte[4096];
-        var cursor = new BatchCursor(segment.Log, buffer, end);
+        using var lease = segment.AcquireLog();
+        var cursor = new BatchCursor(lease.Handle, buffer, end);
         int firstSize;
         while (true)
         {
@@ -48,7 +49,9 @@ internal static class SegmentReads
     /// <summary>Copies file bytes for <see cref="SegmentRecords"/>.</summary>
     public static void CopyTo(this LogSegment segment, long position, Span<byte> destination)
     {
-        int n = FileIO.ReadFully(segment.Log, destination, position);
+        int n;
+        using (var lease = segment.AcquireLog())
+            n = FileIO.ReadFully(lease.Handle, destination, position);
         if (n < destination.Length)
             throw new IOException($"{segment.DisplayName}: expected {destination.Length} bytes at position {position}, file ended after {n}");
     }
@@ -74,7 +77,8 @@ internal static class SegmentReads
         }
         scanFrom = Math.Max(scanFrom, minOffset);
         long pos = index.LookupPosition(scanFrom - segment.BaseOffset);
-        using var reader = new ChunkReader(segment.Log, end, 256 * 1024);
+        using var lease = segment.AcquireLog();
+        using var reader = new ChunkReader(lease.Handle, end, 256 * 1024);
         while (pos < end)
         {
             var span = reader.Get(pos, RecordBatchHeader.Size);
@@ -98,7 +102,8 @@ internal static class SegmentReads
     {
         long end = segment.Size;
         long pos = 0;
-        using var reader = new ChunkReader(segment.Log, end);
+        using var lease = segment.AcquireLog();
+        using var reader = new ChunkReader(lease.Handle, end);
         while (pos < end)
         {
             var span = reader.Get(pos, RecordBatchHeader.Size);
@@ -111,9 +116,9 @@ internal static class SegmentReads
 
 /// <summary>
 /// Record bytes served straight from a segment file: <see cref="CopyTo"/> reads them with one positional
-/// read into the destination (no intermediate buffer). The segment's file handle stays valid for
-/// file.delete.delay.ms after the segment is deleted; copying later than that throws
-/// <see cref="ObjectDisposedException"/>.
+/// read into the destination (no intermediate buffer). No handle is held in between: the copy takes a lease on the
+/// segment file, reopening it if it was closed to stay within the file budget. A deleted segment stays readable for
+/// file.delete.delay.ms; copying later than that throws <see cref="ObjectDisposedException"/>.
 /// </summary>
 public sealed class SegmentRecords : RecordsPayload
 {

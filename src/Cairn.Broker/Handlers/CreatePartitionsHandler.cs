@@ -39,8 +39,7 @@ internal sealed class CreatePartitionsHandler(ClusterIdentity cluster, ITopicCat
                 (result.ErrorCode, result.ErrorMessage) = ((short)ErrorCode.InvalidReplicaAssignment, $"Assignments must name one replica, broker {cluster.NodeId}, for each new partition.");
                 continue;
             }
-            if (request.ValidateOnly) continue;
-            var added = topics.AddPartitions(t.Name, t.Count);
+            var added = topics.AddPartitions(t.Name, t.Count, request.ValidateOnly);
             result.ErrorCode = (short)added.Error;
             result.ErrorMessage = added.ErrorMessage;
         }

@@ -31,7 +31,8 @@ internal interface ITopicCatalog
 
     TopicChange DeleteTopic(string name);
 
-    TopicChange AddPartitions(string name, int newTotal);
+    /// <summary>CreatePartitions; with <paramref name="validateOnly"/> every check runs (the partition limit included) and nothing changes.</summary>
+    TopicChange AddPartitions(string name, int newTotal, bool validateOnly);
 
     TopicChange SetTopicConfig(string name, IEnumerable<KeyValuePair<string, string?>> overrides, bool validateOnly);
 
@@ -86,7 +87,7 @@ internal sealed class LogTopicCatalog(LogManager logs, bool autoCreateTopics, in
         logs.ValidateCreateTopic(name, partitions, configs);
 
     public TopicChange DeleteTopic(string name) => logs.DeleteTopic(name);
-    public TopicChange AddPartitions(string name, int newTotal) => logs.AddPartitions(name, newTotal);
+    public TopicChange AddPartitions(string name, int newTotal, bool validateOnly) => logs.AddPartitions(name, newTotal, validateOnly);
 
     public TopicChange SetTopicConfig(string name, IEnumerable<KeyValuePair<string, string?>> overrides, bool validateOnly) =>
         logs.SetTopicConfig(name, overrides, validateOnly);

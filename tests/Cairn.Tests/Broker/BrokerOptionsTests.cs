@@ -46,6 +46,17 @@ public class BrokerOptionsTests
     }
 
     [Fact]
+    public void Partition_and_open_file_limits_have_defaults_and_are_parsed()
+    {
+        var d = BrokerOptions.FromSettings([]);
+        Assert.Equal((10_000, 1024), (d.MaxPartitions, d.MaxOpenFiles));
+        var o = BrokerOptions.FromSettings([new("max.partitions", "300"), new("log-max-open-files", "64")]);
+        Assert.Equal((300, 64), (o.MaxPartitions, o.MaxOpenFiles));
+        Assert.Contains("max.partitions", Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new("max.partitions", "0")])).Message);
+        Assert.Contains("log.max.open.files", Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new("log.max.open.files", "-1")])).Message);
+    }
+
+    [Fact]
     public void Group_settings_reach_the_coordinator_options()
     {
         var o = BrokerOptions.FromSettings([new("group.initial.rebalance.delay.ms", "0"), new("offsets.retention.minutes", "60")]);

@@ -167,7 +167,7 @@ internal sealed class FakeTopicCatalog(params FakeTopic[] topics) : ITopicCatalo
     public TopicChange CreateTopic(string name, int partitions, IEnumerable<KeyValuePair<string, string?>>? configs) => throw Unused();
     public TopicChange ValidateCreateTopic(string name, int partitions, IEnumerable<KeyValuePair<string, string?>>? configs) => throw Unused();
     public TopicChange DeleteTopic(string name) => throw Unused();
-    public TopicChange AddPartitions(string name, int newTotal) => throw Unused();
+    public TopicChange AddPartitions(string name, int newTotal, bool validateOnly) => throw Unused();
     public TopicChange SetTopicConfig(string name, IEnumerable<KeyValuePair<string, string?>> overrides, bool validateOnly) => throw Unused();
     public TopicChange AlterTopicConfig(string name, IEnumerable<ConfigAlteration> operations, bool validateOnly) => throw Unused();
 
