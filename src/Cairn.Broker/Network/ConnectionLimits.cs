@@ -29,4 +29,4 @@ internal enum RefusedReason { MaxConnections, MaxConnectionsPerIp }
 internal enum TimeoutReason { Idle, FrameTimeout }
 
 /// <summary>The rate-limited warning lines of a server (<see cref="RateLimitedLog"/> slots).</summary>
-internal enum ServerWarning { AcceptFailed, Refused, RequestFailed, RecordsUnreadable }
+internal enum ServerWarning { AcceptFailed, Refused }

@@ -23,7 +23,7 @@ namespace Cairn.Broker.Network;
 /// </summary>
 internal sealed class KafkaConnection(
     long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, MalformedRequestLog malformed, BrokerMetrics? metrics = null,
-    ConnectionLimits? limits = null, RequestMemoryBudget? budget = null, RateLimitedLog? warnings = null)
+    ConnectionLimits? limits = null, RequestMemoryBudget? budget = null)
 {
     private const int ReadBufferSize = 64 * 1024;
     private const int MinimumFrameSize = 8; // api key, version, correlation id
@@ -32,7 +32,6 @@ internal sealed class KafkaConnection(
     private readonly ConnectionInfo _info = new(id, socket.RemoteEndPoint?.ToString() ?? "unknown",
         "/" + ((socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address.ToString() ?? "unknown"));
     private readonly ConnectionLimits _limits = limits ?? new ConnectionLimits();
-    private readonly RateLimitedLog _warnings = warnings ?? new RateLimitedLog(logger, Enum.GetValues<ServerWarning>().Length);
     private byte[]? _buffer;
     private int _start;
     private int _end;
@@ -319,14 +318,13 @@ internal sealed class KafkaConnection(
                 id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId, e.Message);
             return null;
         }
-        // Rate-limited: a client can make requests fail at any rate (a bad configuration value, a storage error it triggers).
         if (response is null)
         {
-            _warnings.Warn((int)ServerWarning.RequestFailed, failure, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId} failed and takes no response, closing",
+            logger.LogWarning(failure, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId} failed and takes no response, closing",
                 id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId);
             return null;
         }
-        _warnings.Warn((int)ServerWarning.RequestFailed, failure, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId} failed, answering {Error}",
+        logger.LogWarning(failure, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId} failed, answering {Error}",
             id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId, error);
         return response;
     }
@@ -357,7 +355,7 @@ internal sealed class KafkaConnection(
             {
                 if (ErrorResponses.FailPartHolding(response, e.Records, ErrorPolicy.UnreadableRecords))
                 {
-                    _warnings.Warn((int)ServerWarning.RecordsUnreadable, e.InnerException, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId}: stored records could not be read, answering {Error} for their partition",
+                    logger.LogWarning(e.InnerException, "connection {Id} from {Remote}: {Api} v{Version} request {CorrelationId} from client {ClientId}: stored records could not be read, answering {Error} for their partition",
                         id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, header.CorrelationId, header.ClientId, ErrorPolicy.UnreadableRecords);
                     continue;
                 }

@@ -167,7 +167,7 @@ internal sealed class KafkaServer : IAsyncDisposable
             socket.NoDelay = true;
         }
         catch (SocketException) { } // reset already: the connection's first read will say so
-        var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, _malformed, Metrics, _limits, _budget, _warnings);
+        var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, _malformed, Metrics, _limits, _budget);
         var running = RunConnectionAsync(id, address, connection);
         lock (_connections)
         {
