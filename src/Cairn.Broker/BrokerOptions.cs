@@ -22,6 +22,38 @@ public sealed record BrokerOptions
     public bool AutoCreateTopics { get; init; } = true;
     /// <summary>Largest request frame accepted; larger ones close the connection.</summary>
     public int MaxRequestBytes { get; init; } = 100 * 1024 * 1024;
+    /// <summary>
+    /// max.connections: open Kafka connections at most; more are closed at once after accept. Null (the default): half the
+    /// open file limit the broker runs with (<see cref="DefaultMaxConnections"/>), so connections alone cannot exhaust the
+    /// descriptors that segment files need. (Kafka's default is unlimited.)
+    /// </summary>
+    public int? MaxConnections { get; init; }
+    /// <summary>max.connections.per.ip: open connections from one address at most; unlimited by default, as in Kafka.</summary>
+    public int MaxConnectionsPerIp { get; init; } = int.MaxValue;
+    /// <summary>
+    /// queued.max.request.bytes: bytes of request frames being received or handled across all connections; reads pause
+    /// while it is reached. At least <see cref="MaxRequestBytes"/> (as Kafka requires); -1: unlimited (Kafka's default).
+    /// </summary>
+    public long QueuedMaxRequestBytes { get; init; } = DefaultQueuedMaxRequestBytes;
+    /// <summary>connections.max.idle.ms: connections with nothing received and no request in flight this long are closed; infinite: never.</summary>
+    public TimeSpan ConnectionsMaxIdle { get; init; } = DefaultConnectionsMaxIdle;
+    /// <summary>request.frame.timeout.ms: a request frame must arrive whole this long after its first byte; infinite: no limit.</summary>
+    public TimeSpan RequestFrameTimeout { get; init; } = DefaultRequestFrameTimeout;
+
+    /// <summary>256 MiB: a bound on request memory well above what a busy single broker needs in flight (Kafka: unlimited).</summary>
+    public const long DefaultQueuedMaxRequestBytes = 256L * 1024 * 1024;
+    /// <summary>10 minutes, Kafka's connections.max.idle.ms.</summary>
+    public static readonly TimeSpan DefaultConnectionsMaxIdle = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// 30 s: Kafka clients give up on a request after request.timeout.ms (30 s by default), so a frame still arriving
+    /// after that has been abandoned by its sender; only a slow-loris client keeps one open longer.
+    /// </summary>
+    public static readonly TimeSpan DefaultRequestFrameTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>max.connections when not set: half the open file limit, at least 64 (unlimited when the limit is unknown).</summary>
+    public static int DefaultMaxConnections(long fileDescriptorSoftLimit) =>
+        (int)Math.Clamp(fileDescriptorSoftLimit / 2, 64, int.MaxValue);
+
     /// <summary>fsync before acknowledging acks=-1 produce requests.</summary>
     public bool FlushOnAck { get; init; }
     /// <summary>max.partitions (KIP-578): the most partitions this broker hosts; creations past it get POLICY_VIOLATION.</summary>
@@ -52,6 +84,7 @@ public sealed record BrokerOptions
     {
         var options = new BrokerOptions();
         var log = new Dictionary<string, string>(StringComparer.Ordinal);
+        bool queuedSet = false;
         foreach (var (rawKey, rawValue) in settings)
         {
             var key = Normalize(rawKey);
@@ -69,6 +102,11 @@ public sealed record BrokerOptions
                 "log.flush.on.ack" => options with { FlushOnAck = ParseBool(key, value) },
                 "max.partitions" => options with { MaxPartitions = ParseInt(key, value, 1, int.MaxValue) },
                 "log.max.open.files" => options with { MaxOpenFiles = ParseInt(key, value, 1, int.MaxValue) },
+                "max.connections" => options with { MaxConnections = ParseInt(key, value, 1, int.MaxValue) },
+                "max.connections.per.ip" => options with { MaxConnectionsPerIp = ParseInt(key, value, 1, int.MaxValue) },
+                "queued.max.request.bytes" => WithQueuedMaxRequestBytes(options, key, value, ref queuedSet),
+                "connections.max.idle.ms" => options with { ConnectionsMaxIdle = MsOrInfinite(key, value) },
+                "request.frame.timeout.ms" => options with { RequestFrameTimeout = MsOrInfinite(key, value) },
                 "offset.store" => options with { OffsetStore = ParseStore(value) },
                 "offset.store.connection" => options with { OffsetStoreConnection = value, OffsetStore = OffsetStoreKind.Postgres },
                 "offset.store.accept.loss" => options with { OffsetStoreAcceptLoss = ParseBool(key, value) },
@@ -102,7 +140,30 @@ public sealed record BrokerOptions
             if (LogConfig.TryFromBrokerProperties(new Dictionary<string, string> { [key] = value }, out _, out var logError) != Protocol.ErrorCode.None)
                 throw new ArgumentException($"{key}: {logError}");
         }
+        // Like Kafka, the request budget must hold the largest request; the default grows with max.request.bytes.
+        if (options.QueuedMaxRequestBytes > 0 && options.QueuedMaxRequestBytes < options.MaxRequestBytes)
+        {
+            if (queuedSet)
+                throw new ArgumentException($"queued.max.request.bytes ({options.QueuedMaxRequestBytes}) must be at least max.request.bytes ({options.MaxRequestBytes}), or -1 for unlimited");
+            options = options with { QueuedMaxRequestBytes = options.MaxRequestBytes };
+        }
         return options with { LogSettings = log };
+    }
+
+    private static BrokerOptions WithQueuedMaxRequestBytes(BrokerOptions options, string key, string value, ref bool set)
+    {
+        if (!long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var bytes) || (bytes < 1024 && bytes != -1))
+            throw new ArgumentException($"{key} must be -1 (unlimited) or a number of bytes >= 1024, got '{value}'");
+        set = true;
+        return options with { QueuedMaxRequestBytes = bytes };
+    }
+
+    /// <summary>Milliseconds, at least 1; -1 means never (as in Kafka's connections.max.idle.ms).</summary>
+    private static TimeSpan MsOrInfinite(string key, string value)
+    {
+        if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var ms) || (ms < 1 && ms != -1))
+            throw new ArgumentException($"{key} must be -1 (never) or an integer in [1, {int.MaxValue}], got '{value}'");
+        return ms == -1 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(ms);
     }
 
     /// <summary>The broker-wide topic defaults the storage layer understands (log.retention.ms, message.max.bytes, ...).</summary>
@@ -111,9 +172,9 @@ public sealed record BrokerOptions
     /// <summary>Every setting name <see cref="FromSettings"/> accepts, in its dotted form.</summary>
     public static IReadOnlyList<string> SettingNames { get; } =
     [
-        "max.partitions", "log.max.open.files",
         "listen", "advertised.host", "advertised.port", "node.id", "data.dir", "log.dir", "log.dirs", "default.partitions", "num.partitions",
         "auto.create.topics", "auto.create.topics.enable", "max.request.bytes", "socket.request.max.bytes", "log.flush.on.ack",
+        "max.partitions", "log.max.open.files", "max.connections", "max.connections.per.ip", "queued.max.request.bytes", "connections.max.idle.ms", "request.frame.timeout.ms",
         "offset.store", "offset.store.connection", "offset.store.accept.loss", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
         "group.initial.rebalance.delay.ms", "group.max.size", "offsets.retention.minutes", "offsets.retention.check.interval.ms",
         "offset.metadata.max.bytes", "admin.listen", "admin.enabled", "admin.allow.remote.writes", "admin.auth.token",

@@ -62,6 +62,9 @@ public sealed class KafkaBroker : IAsyncDisposable
             throw new IOException($"cannot create data directory {dataDir}: {CreateDirectoryError(dataDir, e)}", e);
         }
         options = options with { DataDir = dataDir };
+        // Before anything opens files: connections and segments share this limit.
+        long fdLimit = FileDescriptorLimit.RaiseToHardLimit(logger);
+        var limits = ConnectionLimitsOf(options, fdLimit);
         Socket? listener = null;
         LogManager? logs = null;
         GroupCoordinator? coordinator = null;
@@ -89,11 +92,14 @@ public sealed class KafkaBroker : IAsyncDisposable
             if (options.Metrics.OtlpEndpoint is { } otlp)
                 logger.LogInformation("metrics pushed over OTLP/HTTP to {Endpoint} every {Interval}", otlp, options.Metrics.OtlpExportInterval);
             var registry = CreateHandlers(options, cluster, logs, coordinator);
-            server = new KafkaServer(listener, registry, options.MaxRequestBytes, logger, metrics);
+            server = new KafkaServer(listener, registry, options.MaxRequestBytes, logger, metrics, limits);
             listener = null; // the server owns the socket now
             server.Start();
             logger.LogInformation("Cairn {Version} listening on {Endpoint}: broker {NodeId} (cluster {ClusterId}), advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
                 Protocol.CairnVersion.Value, server.LocalEndPoint, options.NodeId, cluster.ClusterId, cluster.AdvertisedHost, cluster.AdvertisedPort, dataDir, logs.Topics.Count());
+            logger.LogInformation("connection limits: max.connections {MaxConnections}{Derived}, max.connections.per.ip {PerIp}, queued.max.request.bytes {Queued}, connections.max.idle.ms {Idle}, request.frame.timeout.ms {FrameTimeout}",
+                Show(limits.MaxConnections), options.MaxConnections is null ? " (half the open file limit)" : "", Show(limits.MaxConnectionsPerIp),
+                limits.QueuedMaxRequestBytes > 0 ? limits.QueuedMaxRequestBytes : "unlimited", Show(limits.IdleTimeout), Show(limits.FrameTimeout));
             broker = new KafkaBroker(cluster, logs, coordinator, server, metrics, export, logger);
             if (options.Admin.Enabled) await broker.StartAdminAsync(options.Admin, loggerFactory, cancellationToken);
             broker._ready = true;
@@ -115,6 +121,19 @@ public sealed class KafkaBroker : IAsyncDisposable
             throw;
         }
     }
+
+    private static ConnectionLimits ConnectionLimitsOf(BrokerOptions options, long fileDescriptorSoftLimit) => new()
+    {
+        MaxConnections = options.MaxConnections ?? BrokerOptions.DefaultMaxConnections(fileDescriptorSoftLimit),
+        MaxConnectionsPerIp = options.MaxConnectionsPerIp,
+        QueuedMaxRequestBytes = options.QueuedMaxRequestBytes,
+        IdleTimeout = options.ConnectionsMaxIdle,
+        FrameTimeout = options.RequestFrameTimeout,
+    };
+
+    private static object Show(int limit) => limit == int.MaxValue ? "unlimited" : limit;
+
+    private static object Show(TimeSpan timeout) => timeout == Timeout.InfiniteTimeSpan ? -1 : (long)timeout.TotalMilliseconds;
 
     private static async Task<LogManager> OpenLogsAsync(BrokerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {

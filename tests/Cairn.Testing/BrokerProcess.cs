@@ -42,6 +42,12 @@ public sealed record BrokerOptions
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Starts the broker under `prlimit --nofile=N:N` (soft and hard open file limit N, Linux), as `ulimit -n N` would;
+    /// null: the limits of this process.
+    /// </summary>
+    public int? OpenFileLimit { get; init; }
 }
 
 /// <summary>
@@ -167,6 +173,13 @@ public sealed class BrokerProcess : IAsyncDisposable
     {
         if (IsRunning) throw new InvalidOperationException("Broker is already running.");
         var executable = IsDll ? DotnetHost.Path : Cairn;
+        var arguments = Arguments().ToList();
+        if (Options.OpenFileLimit is { } nofile)
+        {
+            // prlimit execs the command: the process id stays the broker's.
+            arguments.InsertRange(0, [$"--nofile={nofile}:{nofile}", "--", executable]);
+            executable = "prlimit";
+        }
         var psi = new ProcessStartInfo(executable)
         {
             RedirectStandardOutput = true,
@@ -175,7 +188,7 @@ public sealed class BrokerProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = DataDir,
         };
-        foreach (var a in Arguments()) psi.ArgumentList.Add(a);
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         foreach (var (k, v) in Options.Environment) psi.Environment[k] = v;
 

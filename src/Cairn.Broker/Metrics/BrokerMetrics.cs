@@ -15,6 +15,8 @@ namespace Cairn.Broker.Metrics;
 /// <item><c>cairn_network_received_bytes_total</c>, <c>cairn_network_sent_bytes_total</c>, <c>cairn_connections_active</c></item>
 /// <item><c>cairn_partition_log_start_offset{topic,partition}</c>, <c>cairn_partition_log_end_offset</c>, <c>cairn_partition_size_bytes</c> (online partitions)</item>
 /// <item><c>cairn_offline_partitions</c>: partitions whose files could not be trusted at start-up (Kafka's OfflinePartitionsCount)</item>
+/// <item><c>cairn_connections_refused_total{reason}</c> (max.connections, max.connections.per.ip), <c>cairn_connections_timed_out_total{reason}</c>
+/// (idle, frame_timeout), <c>cairn_request_queued_bytes</c>: bytes of request frames being received or handled (queued.max.request.bytes)</item>
 /// <item><c>cairn_group_committed_offset{group,topic,partition}</c>, <c>cairn_group_lag_records</c>, <c>cairn_group_lag_seconds</c>, <c>cairn_group_members{group}</c></item>
 /// <item><c>cairn_metrics_series_dropped</c>: the series the gauges above left out</item>
 /// <item><c>cairn_offset_store_integrity_problem</c>: 1 when the offset store failed its start-up check and the loss was accepted</item>
@@ -43,6 +45,8 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _receivedBytes;
     private readonly Counter<long> _sentBytes;
     private readonly Counter<long> _malformedRequests;
+    private readonly Counter<long> _refusedConnections;
+    private readonly Counter<long> _timedOutConnections;
     private readonly LogManager _logs;
     private readonly IGroupMetricsSource _groups;
     private readonly TimeProvider _time;
@@ -73,6 +77,12 @@ internal sealed class BrokerMetrics : IDisposable
         _malformedRequests = Meter.CreateCounter<long>("cairn_malformed_requests", "{request}",
             "Kafka requests that could not be understood (bad frame size or header, unknown API or version, undecodable body), per reason");
         Meter.CreateObservableGauge("cairn_connections_active", () => activeConnections(), "{connection}", "Open Kafka client connections");
+        _refusedConnections = Meter.CreateCounter<long>("cairn_connections_refused", "{connection}",
+            "Kafka connections closed at once after accept because a limit was reached (max.connections, max.connections.per.ip), per reason");
+        _timedOutConnections = Meter.CreateCounter<long>("cairn_connections_timed_out", "{connection}",
+            "Kafka connections closed for silence (connections.max.idle.ms) or for a frame not completed in time (request.frame.timeout.ms), per reason");
+        Meter.CreateObservableGauge("cairn_request_queued_bytes", () => QueuedRequestBytes?.Invoke() ?? 0, "By",
+            "Bytes of request frames being received or handled, bounded by queued.max.request.bytes");
 
         Meter.CreateObservableGauge("cairn_partition_log_start_offset", () => ObservePartitions(static p => p.LogStartOffset), "{offset}",
             "First offset still in the partition's log");
@@ -103,7 +113,9 @@ internal sealed class BrokerMetrics : IDisposable
     {
         "cairn_requests" or "cairn_request_duration_seconds" => ApiNames.Length + 1,
         "cairn_malformed_requests" => MalformedReasonNames.Length,
-        "cairn_network_received_bytes" or "cairn_network_sent_bytes" or "cairn_connections_active" or "cairn_offline_partitions" or DroppedSeriesName => 1,
+        "cairn_connections_refused" => RefusedReasonNames.Length,
+        "cairn_connections_timed_out" => TimedOutReasonNames.Length,
+        "cairn_network_received_bytes" or "cairn_network_sent_bytes" or "cairn_connections_active" or "cairn_request_queued_bytes" or "cairn_offline_partitions" or DroppedSeriesName => 1,
         _ => LifetimeSeriesLimit(_maxSeries),
     };
 
@@ -137,11 +149,26 @@ internal sealed class BrokerMetrics : IDisposable
 
     public void BytesSent(long bytes) => _sentBytes.Add(bytes);
 
-    private static readonly string[] MalformedReasonNames = ["frame_size", "header", "unknown_api", "unsupported_version", "body"];
+    private static readonly string[] MalformedReasonNames = ["frame_size", "header", "unknown_api", "unsupported_version", "body", "frame_timeout"];
 
-    /// <summary>Counts one request refused as malformed; the reason label takes one of five values.</summary>
+    /// <summary>Counts one request refused as malformed; the reason label takes one of six values.</summary>
     public void MalformedRequest(Network.MalformedReason reason) =>
         _malformedRequests.Add(1, new KeyValuePair<string, object?>("reason", MalformedReasonNames[(int)reason]));
+
+    private static readonly string[] RefusedReasonNames = ["max_connections", "max_connections_per_ip"];
+
+    /// <summary>Counts one connection closed at once after accept because a connection limit was reached.</summary>
+    public void ConnectionRefused(Network.RefusedReason reason) =>
+        _refusedConnections.Add(1, new KeyValuePair<string, object?>("reason", RefusedReasonNames[(int)reason]));
+
+    private static readonly string[] TimedOutReasonNames = ["idle", "frame_timeout"];
+
+    /// <summary>Counts one connection closed by a timeout.</summary>
+    public void ConnectionTimedOut(Network.TimeoutReason reason) =>
+        _timedOutConnections.Add(1, new KeyValuePair<string, object?>("reason", TimedOutReasonNames[(int)reason]));
+
+    /// <summary>Bytes of request frames held right now (set by the server once it runs); the cairn_request_queued_bytes gauge.</summary>
+    public Func<long>? QueuedRequestBytes { get; set; }
 
     public static string ApiName(ApiKey api)
     {

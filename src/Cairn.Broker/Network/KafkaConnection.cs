@@ -13,13 +13,17 @@ using Microsoft.Extensions.Logging;
 namespace Cairn.Broker.Network;
 
 /// <summary>
-/// One client connection. Frames are read into a pooled buffer and handled one at a time, so responses
-/// go out in request order (Kafka likewise mutes a connection while a request is in flight).
-/// Small frames are parsed in place from a shared read buffer; a frame larger than it is received
-/// straight into one buffer of its own size, so produce payloads are copied from the socket once.
+/// One client connection. Frames are handled one at a time, so responses go out in request order (Kafka likewise mutes
+/// a connection while a request is in flight). Small frames are parsed in place from a pooled read buffer that the
+/// connection holds only while it has bytes to read; a frame larger than it is received straight into a buffer of its
+/// own size (<see cref="NativeFrameBuffer"/>, freed when the request is done), so produce payloads are copied from the
+/// socket once. Every frame's size is reserved in the server's <see cref="RequestMemoryBudget"/> before its body is read
+/// and released once its response is sent. Two clocks run outside requests: connections.max.idle.ms while waiting for
+/// the next frame, and request.frame.timeout.ms from a frame's first byte until its last.
 /// </summary>
 internal sealed class KafkaConnection(
-    long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, MalformedRequestLog malformed, BrokerMetrics? metrics = null)
+    long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, MalformedRequestLog malformed, BrokerMetrics? metrics = null,
+    ConnectionLimits? limits = null, RequestMemoryBudget? budget = null)
 {
     private const int ReadBufferSize = 64 * 1024;
     private const int MinimumFrameSize = 8; // api key, version, correlation id
@@ -27,79 +31,152 @@ internal sealed class KafkaConnection(
 
     private readonly ConnectionInfo _info = new(id, socket.RemoteEndPoint?.ToString() ?? "unknown",
         "/" + ((socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address.ToString() ?? "unknown"));
-    private byte[] _buffer = [];
+    private readonly ConnectionLimits _limits = limits ?? new ConnectionLimits();
+    private byte[]? _buffer;
     private int _start;
     private int _end;
     private KafkaWriter _response = new(4096);
+    private CancellationTokenSource? _deadline;
+    private TimeoutReason? _armed;
 
     public async Task RunAsync(CancellationToken stopping)
     {
-        _buffer = ArrayPool<byte>.Shared.Rent(ReadBufferSize);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        _deadline = deadline;
+        var reading = deadline.Token;
         try
         {
             while (!stopping.IsCancellationRequested)
             {
-                if (!await FillAsync(4, stopping)) return;
-                int size = BinaryPrimitives.ReadInt32BigEndian(_buffer.AsSpan(_start));
+                if (_start == _end)
+                {
+                    // Nothing buffered, no request in flight: wait for the next byte without holding a read buffer (a
+                    // zero-byte receive, as Kestrel does), so thousands of idle connections cost no buffer memory.
+                    ReturnBuffer();
+                    Arm(TimeoutReason.Idle, _limits.IdleTimeout);
+                    await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, reading);
+                }
+                Arm(TimeoutReason.FrameTimeout, _limits.FrameTimeout);
+                if (!await FillAsync(4, reading)) return;
+                int size = BinaryPrimitives.ReadInt32BigEndian(_buffer!.AsSpan(_start));
                 if (size < MinimumFrameSize || size > maxRequestBytes)
                 {
                     malformed.Report(MalformedReason.FrameSize, "connection {Id} from {Remote}: frame size {Size} outside [{Min}, {Max}], closing",
                         id, _info.RemoteEndPoint, size, MinimumFrameSize, maxRequestBytes);
                     return;
                 }
-                byte[]? large = null;
+                long reserved = 0;
+                NativeFrameBuffer? large = null;
                 try
                 {
-                    ReadOnlyMemory<byte> frame;
-                    if (size + 4 <= _buffer.Length)
+                    if (budget is not null)
                     {
-                        if (!await FillAsync(4 + size, stopping)) return;
+                        // Waiting for the budget is the broker's doing, not the client's: the frame clock starts afresh after it.
+                        Disarm();
+                        await budget.ReserveAsync(size, stopping);
+                        reserved = size;
+                        Arm(TimeoutReason.FrameTimeout, _limits.FrameTimeout);
+                    }
+                    ReadOnlyMemory<byte> frame;
+                    if (size + 4 <= ReadBufferSize)
+                    {
+                        if (!await FillAsync(4 + size, reading)) return;
                         frame = _buffer.AsMemory(_start + 4, size);
                         _start += 4 + size;
                     }
                     else
                     {
-                        large = ArrayPool<byte>.Shared.Rent(size);
+                        large = new NativeFrameBuffer(size);
+                        var body = large.Memory;
                         int have = _end - _start - 4;
-                        _buffer.AsSpan(_start + 4, have).CopyTo(large);
+                        _buffer.AsSpan(_start + 4, have).CopyTo(body.Span);
                         _start = _end = 0;
+                        ReturnBuffer();
                         while (have < size)
                         {
-                            int n = await socket.ReceiveAsync(large.AsMemory(have, size - have), SocketFlags.None, stopping);
+                            int n = await socket.ReceiveAsync(body[have..], SocketFlags.None, reading);
                             if (n == 0) return;
                             have += n;
                         }
-                        frame = large.AsMemory(0, size);
+                        frame = body;
                     }
+                    Disarm();
                     if (!await ProcessAsync(frame, stopping)) return;
                 }
                 finally
                 {
-                    if (large is not null) ArrayPool<byte>.Shared.Return(large);
+                    ((IDisposable?)large)?.Dispose();
+                    budget?.Release(reserved);
                 }
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
+        catch (Exception e) when (_armed is { } reason && deadline.IsCancellationRequested && e is OperationCanceledException or SocketException)
+        {
+            TimedOut(reason);
+        }
         catch (SocketException e)
         {
             logger.LogDebug("connection {Id} from {Remote}: {Error}", id, _info.RemoteEndPoint, e.SocketErrorCode);
         }
         catch (Exception e)
         {
-            // Request failures are answered in ProcessAsync; whatever still gets here must not end the connection unseen.
+            // Client input and socket failures are handled above and in ProcessAsync; what still gets here is a broker bug.
             logger.LogError(e, "connection {Id} from {Remote} failed, closing", id, _info.RemoteEndPoint);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            _deadline = null;
+            ReturnBuffer();
             _response.Dispose();
             socket.Dispose();
         }
     }
 
-    /// <summary>Makes at least <paramref name="count"/> bytes available at _start; false when the peer closed.</summary>
-    private async ValueTask<bool> FillAsync(int count, CancellationToken stopping)
+    private void TimedOut(TimeoutReason reason)
     {
+        metrics?.ConnectionTimedOut(reason);
+        if (reason == TimeoutReason.Idle)
+        {
+            // Kafka closes idle connections silently; clients reconnect when they need to.
+            logger.LogDebug("connection {Id} from {Remote}: idle for {Idle}, closing", id, _info.RemoteEndPoint, _limits.IdleTimeout);
+            return;
+        }
+        malformed.Report(MalformedReason.FrameTimeout, "connection {Id} from {Remote}: request frame not completed within {Timeout} (request.frame.timeout.ms), closing",
+            id, _info.RemoteEndPoint, _limits.FrameTimeout);
+    }
+
+    /// <summary>Starts the clock of <paramref name="reason"/>: reads are cancelled when it runs out (infinite: never).</summary>
+    private void Arm(TimeoutReason reason, TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            Disarm();
+            return;
+        }
+        _armed = reason;
+        _deadline!.CancelAfter(timeout);
+    }
+
+    private void Disarm()
+    {
+        if (_armed is null) return;
+        _deadline!.CancelAfter(Timeout.InfiniteTimeSpan);
+        _armed = null;
+    }
+
+    private void ReturnBuffer()
+    {
+        if (_buffer is null) return;
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = null;
+        _start = _end = 0;
+    }
+
+    /// <summary>Makes at least <paramref name="count"/> bytes (at most the read buffer's size) available at _start; false when the peer closed.</summary>
+    private async ValueTask<bool> FillAsync(int count, CancellationToken reading)
+    {
+        _buffer ??= ArrayPool<byte>.Shared.Rent(ReadBufferSize);
         if (_end - _start >= count) return true;
         if (_buffer.Length - _start < count)
         {
@@ -109,7 +186,7 @@ internal sealed class KafkaConnection(
         }
         while (_end - _start < count)
         {
-            int n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, stopping);
+            int n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, reading);
             if (n == 0) return false;
             _end += n;
         }
@@ -227,6 +304,13 @@ internal sealed class KafkaConnection(
         try
         {
             response = handler.ErrorResponse(context, new KafkaReader(body), error);
+        }
+        catch (MalformedMessageException e)
+        {
+            // The handler read the body before failing, so this is rare; it is still the client's bytes, not a broker bug.
+            malformed.Report(MalformedReason.Body, "connection {Id} from {Remote}: malformed {Api} v{Version} request ({Error}), closing",
+                id, _info.RemoteEndPoint, header.ApiKey, header.ApiVersion, e.Message);
+            return null;
         }
         catch (Exception e)
         {

@@ -6,7 +6,11 @@ using Microsoft.Extensions.Logging;
 
 namespace Cairn.Broker.Network;
 
-/// <summary>Accepts TCP connections and runs one <see cref="KafkaConnection"/> loop per connection.</summary>
+/// <summary>
+/// Accepts TCP connections and runs one <see cref="KafkaConnection"/> loop per connection, within the listener's
+/// <see cref="ConnectionLimits"/>: connections over max.connections or max.connections.per.ip are closed at once after
+/// accept (as Kafka does), and a failing accept (out of descriptors or socket buffers) backs off instead of spinning.
+/// </summary>
 internal sealed class KafkaServer : IAsyncDisposable
 {
     private readonly Socket _listener;
@@ -15,6 +19,10 @@ internal sealed class KafkaServer : IAsyncDisposable
     private readonly MalformedRequestLog _malformed;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<long, Task> _connections = new();
+    private readonly Dictionary<IPAddress, int> _perAddress = new();
+    private readonly ConnectionLimits _limits;
+    private readonly RequestMemoryBudget? _budget;
+    private readonly RateLimitedLog _warnings;
     private Task? _acceptLoop;
     private long _nextConnectionId;
 
@@ -22,8 +30,17 @@ internal sealed class KafkaServer : IAsyncDisposable
     /// Serves on <paramref name="listener"/>, a socket from <see cref="BindExclusive"/>: the broker binds before it builds
     /// what the handlers need (they need the bound port), and the server takes ownership of the socket.
     /// </summary>
-    public KafkaServer(Socket listener, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null)
+    public KafkaServer(Socket listener, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, BrokerMetrics? metrics = null, ConnectionLimits? limits = null)
     {
+        _limits = limits ?? new ConnectionLimits();
+        if (_limits.QueuedMaxRequestBytes > 0)
+        {
+            if (_limits.QueuedMaxRequestBytes < maxRequestBytes)
+                throw new ArgumentException($"queued.max.request.bytes ({_limits.QueuedMaxRequestBytes}) must be at least max.request.bytes ({maxRequestBytes})");
+            _budget = new RequestMemoryBudget(_limits.QueuedMaxRequestBytes);
+            if (metrics is not null) metrics.QueuedRequestBytes = () => _budget.InUse;
+        }
+        _warnings = new RateLimitedLog(logger, Enum.GetValues<ServerWarning>().Length);
         Metrics = metrics;
         Handlers = handlers;
         _logger = logger;
@@ -80,8 +97,12 @@ internal sealed class KafkaServer : IAsyncDisposable
         _acceptLoop = AcceptLoopAsync();
     }
 
+    /// <summary>First and longest pause after a failed accept; the pause doubles from the first to the longest, and a successful accept resets it.</summary>
+    internal static readonly TimeSpan AcceptBackoffMin = TimeSpan.FromMilliseconds(10), AcceptBackoffMax = TimeSpan.FromSeconds(1);
+
     private async Task AcceptLoopAsync()
     {
+        var backoff = TimeSpan.Zero;
         while (!_stopping.IsCancellationRequested)
         {
             Socket socket;
@@ -91,19 +112,70 @@ internal sealed class KafkaServer : IAsyncDisposable
             }
             catch (OperationCanceledException) { break; }
             catch (ObjectDisposedException) { break; }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset)
+            {
+                continue; // the client gave up while queued: that connection is gone, the next one is not affected
+            }
             catch (SocketException e)
             {
-                _logger.LogWarning("accept failed: {Error}", e.SocketErrorCode);
+                // EMFILE/ENFILE (TooManyOpenSockets), ENOBUFS/ENOMEM (NoBufferSpaceAvailable) and the like: retrying at
+                // once fails again at once (and the pending connection stays queued), so pause, and say so at most once
+                // a second.
+                backoff = backoff == TimeSpan.Zero ? AcceptBackoffMin : TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, AcceptBackoffMax.Ticks));
+                _warnings.Warn((int)ServerWarning.AcceptFailed, "accept failed: {Error} ({Message}), {Connections} connections open; retrying in {Backoff} ms",
+                    e.SocketErrorCode, e.Message, ActiveConnections, (int)backoff.TotalMilliseconds);
+                try { await Task.Delay(backoff, _stopping.Token); }
+                catch (OperationCanceledException) { break; }
                 continue;
             }
-            socket.NoDelay = true;
-            long id = Interlocked.Increment(ref _nextConnectionId);
-            var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, _malformed, Metrics);
-            lock (_connections) _connections[id] = RunConnectionAsync(id, connection);
+            backoff = TimeSpan.Zero;
+            Admit(socket);
         }
     }
 
-    private async Task RunConnectionAsync(long id, KafkaConnection connection)
+    /// <summary>Runs a connection for <paramref name="socket"/>, or closes it at once when a connection limit is reached.</summary>
+    private void Admit(Socket socket)
+    {
+        var address = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        RefusedReason? refused = null;
+        int open;
+        long id = Interlocked.Increment(ref _nextConnectionId);
+        lock (_connections)
+        {
+            open = _connections.Count;
+            _perAddress.TryGetValue(address, out int fromAddress);
+            if (open >= _limits.MaxConnections) refused = RefusedReason.MaxConnections;
+            else if (fromAddress >= _limits.MaxConnectionsPerIp) refused = RefusedReason.MaxConnectionsPerIp;
+            else
+            {
+                _perAddress[address] = fromAddress + 1;
+                // Registered before it runs so that the count is right for the next accept; started below, outside the lock.
+                _connections[id] = Task.CompletedTask;
+            }
+        }
+        if (refused is { } reason)
+        {
+            socket.Dispose();
+            Metrics?.ConnectionRefused(reason);
+            _warnings.Warn((int)ServerWarning.Refused, "connection from {Remote} refused: {Limit} ({Max}) reached, {Connections} connections open",
+                address, reason == RefusedReason.MaxConnections ? "max.connections" : "max.connections.per.ip",
+                reason == RefusedReason.MaxConnections ? _limits.MaxConnections : _limits.MaxConnectionsPerIp, open);
+            return;
+        }
+        try
+        {
+            socket.NoDelay = true;
+        }
+        catch (SocketException) { } // reset already: the connection's first read will say so
+        var connection = new KafkaConnection(id, socket, Handlers, _maxRequestBytes, _logger, _malformed, Metrics, _limits, _budget);
+        var running = RunConnectionAsync(id, address, connection);
+        lock (_connections)
+        {
+            if (_connections.ContainsKey(id)) _connections[id] = running;
+        }
+    }
+
+    private async Task RunConnectionAsync(long id, IPAddress address, KafkaConnection connection)
     {
         await Task.Yield();
         try
@@ -112,7 +184,12 @@ internal sealed class KafkaServer : IAsyncDisposable
         }
         finally
         {
-            lock (_connections) _connections.Remove(id);
+            lock (_connections)
+            {
+                _connections.Remove(id);
+                if (_perAddress.TryGetValue(address, out int n) && n > 1) _perAddress[address] = n - 1;
+                else _perAddress.Remove(address);
+            }
         }
     }
 

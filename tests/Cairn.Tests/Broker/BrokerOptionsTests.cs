@@ -39,6 +39,14 @@ public class BrokerOptionsTests
     [InlineData("auto.create.topics", "maybe")]
     [InlineData("no.such.setting", "1")]
     [InlineData("offset.store", "mongodb")]
+    [InlineData("max.connections", "0")]
+    [InlineData("max.connections", "many")]
+    [InlineData("max.connections.per.ip", "-1")]
+    [InlineData("queued.max.request.bytes", "0")]
+    [InlineData("queued.max.request.bytes", "1MB")]
+    [InlineData("connections.max.idle.ms", "0")]
+    [InlineData("connections.max.idle.ms", "-2")]
+    [InlineData("request.frame.timeout.ms", "soon")]
     public void Bad_settings_are_rejected_with_the_setting_named(string key, string value)
     {
         var e = Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new(key, value)]));
@@ -54,6 +62,32 @@ public class BrokerOptionsTests
         Assert.Equal((300, 64), (o.MaxPartitions, o.MaxOpenFiles));
         Assert.Contains("max.partitions", Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new("max.partitions", "0")])).Message);
         Assert.Contains("log.max.open.files", Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new("log.max.open.files", "-1")])).Message);
+    public void Connection_limits_default_like_kafka_except_where_memory_and_descriptors_need_a_bound()
+    {
+        var o = BrokerOptions.FromSettings([]);
+        Assert.Null(o.MaxConnections); // derived from the open file limit at start
+        Assert.Equal(int.MaxValue, o.MaxConnectionsPerIp);
+        Assert.Equal(256L << 20, o.QueuedMaxRequestBytes);
+        Assert.Equal(TimeSpan.FromMinutes(10), o.ConnectionsMaxIdle);
+        Assert.Equal(TimeSpan.FromSeconds(30), o.RequestFrameTimeout);
+        Assert.Equal(512, BrokerOptions.DefaultMaxConnections(1024));
+        Assert.Equal(64, BrokerOptions.DefaultMaxConnections(20));
+        Assert.Equal(int.MaxValue, BrokerOptions.DefaultMaxConnections(long.MaxValue));
+
+        var set = BrokerOptions.FromSettings([new("max.connections", "100"), new("max.connections.per.ip", "10"), new("queued.max.request.bytes", "-1"),
+            new("connections.max.idle.ms", "-1"), new("request.frame.timeout.ms", "5000")]);
+        Assert.Equal((100, 10, -1L), (set.MaxConnections, set.MaxConnectionsPerIp, set.QueuedMaxRequestBytes));
+        Assert.Equal((Timeout.InfiniteTimeSpan, TimeSpan.FromSeconds(5)), (set.ConnectionsMaxIdle, set.RequestFrameTimeout));
+    }
+
+    [Fact]
+    public void The_request_budget_holds_at_least_the_largest_request()
+    {
+        // As in Kafka: queued.max.request.bytes below socket.request.max.bytes is a configuration error...
+        var e = Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new("queued.max.request.bytes", "1048576"), new("socket.request.max.bytes", "2097152")]));
+        Assert.Contains("queued.max.request.bytes", e.Message);
+        // ...while the default budget grows with a larger max.request.bytes.
+        Assert.Equal(512L << 20, BrokerOptions.FromSettings([new("max.request.bytes", (512 << 20).ToString())]).QueuedMaxRequestBytes);
     }
 
     [Fact]
