@@ -16,10 +16,12 @@ public sealed record FuzzFrame(long Index, ApiKey ApiKey, short Version, byte[] 
 /// <summary>
 /// Mutated request frames for every API and version in <paramref name="served"/>, generated from the message
 /// declarations: each starts from a valid request encoded from the schema (every field set and one element per array,
-/// see <see cref="NullFieldFrames.Filled"/>, made plausible so it reaches the handler, or the empty message), then takes
-/// one to three mutations: bit flips, byte substitutions, truncation, extension, insertions and deletions, int16/int32 and
-/// varint length or count fields overwritten with -1 (null), 0 or huge values. A few frames stay valid; a few corrupt the
-/// header or the outer size. Frame <c>i</c> depends only on the seed and <c>i</c> (round-robin over the API versions), so
+/// see <see cref="NullFieldFrames.Filled"/>, made plausible so it reaches the handler, or the empty message). 40% then
+/// get one to three field values set to extremes in the message (-1, 0, MinValue/MaxValue, empty, long or odd names,
+/// null, lists repeated up to 50 times, other record batches) and are encoded again; the rest take one to three byte
+/// mutations: bit flips, byte substitutions, truncation, extension, insertions and deletions, int16/int32 and varint
+/// length or count fields overwritten with -1 (null), 0 or huge values, tagged-field sections. A few frames stay valid;
+/// a few corrupt the header or the outer size. Frame <c>i</c> depends only on the seed and <c>i</c> (round-robin over the API versions), so
 /// a failure can be replayed; its correlation id is <c>i</c>, which the broker's log lines name.
 /// </summary>
 public sealed class FuzzFrames
@@ -27,7 +29,7 @@ public sealed class FuzzFrames
     /// <summary>Partitions a generated CreateTopics or CreatePartitions may ask for in all; more is regenerated.</summary>
     public const int MaxPartitionsPerRequest = 4;
 
-    private readonly record struct Base(ApiKey ApiKey, short Version, byte[] Frame, int BodyStart);
+    private readonly record struct Base(ApiKey ApiKey, short Version, byte[] Frame, int BodyStart, Type Type, bool Filled);
 
     private readonly Base[] _bases;
     private readonly int _seed;
@@ -45,8 +47,8 @@ public sealed class FuzzFrames
             var type = MessageCatalog.Request(api)!.Type;
             for (short v = min; v <= max; v++)
             {
-                bases.Add(Frame(api, v, Plausible(NullFieldFrames.Filled(type, v))));
-                bases.Add(Frame(api, v, Plausible(Activator.CreateInstance(type)!)));
+                bases.Add(Frame(api, v, Plausible(NullFieldFrames.Filled(type, v)), filled: true));
+                bases.Add(Frame(api, v, Plausible(Activator.CreateInstance(type)!), filled: false));
             }
         }
         _bases = [.. bases];
@@ -72,11 +74,30 @@ public sealed class FuzzFrames
 
     private (byte[] Bytes, bool EndsMidFrame) Mutate(Base b, Random rng, int correlationId)
     {
-        var frame = new List<byte>(WithCorrelationId(b.Frame, correlationId));
         int roll = rng.Next(100);
-        if (roll < 8) return ([.. frame], false); // a valid request now and then keeps groups, sessions and topics moving
+        if (roll < 40)
+        {
+            // Structure-aware: field values set to extremes in the message itself, so the frame still decodes and the
+            // handler, not the decoder, meets them; now and then one byte-level mutation on top.
+            var message = Plausible(b.Filled ? NullFieldFrames.Filled(b.Type, b.Version) : Activator.CreateInstance(b.Type)!);
+            var slots = new List<(object Owner, PropertyInfo Property)>();
+            Slots(message, b.Version, slots);
+            for (int m = 1 + rng.Next(3); m > 0 && slots.Count > 0; m--)
+            {
+                var (owner, property) = slots[rng.Next(slots.Count)];
+                property.SetValue(owner, Extreme(property, property.GetValue(owner), rng));
+            }
+            var encoded = Frame(b.ApiKey, b.Version, message, b.Filled);
+            var mutated = new List<byte>(WithCorrelationId(encoded.Frame, correlationId));
+            if (rng.Next(5) == 0) MutateOnce(mutated, encoded.BodyStart, rng);
+            var result = mutated.ToArray();
+            BinaryPrimitives.WriteInt32BigEndian(result, result.Length - 4);
+            return (result, false);
+        }
+        var frame = new List<byte>(WithCorrelationId(b.Frame, correlationId));
+        if (roll < 46) return ([.. frame], false); // a valid request now and then keeps groups, sessions and topics moving
         // Mostly the body; sometimes anywhere after the size (api key, version, client id, header tags).
-        int start = roll < 13 ? 4 : b.BodyStart;
+        int start = roll < 52 ? 4 : b.BodyStart;
         int mutations = 1 + rng.Next(3);
         for (int m = 0; m < mutations; m++) MutateOnce(frame, start, rng);
         var bytes = frame.ToArray();
@@ -209,7 +230,65 @@ public sealed class FuzzFrames
         return message;
     }
 
-    private static Base Frame(ApiKey api, short version, object message)
+    /// <summary>Every declared field of <paramref name="version"/> in <paramref name="message"/> and the structs and lists inside it.</summary>
+    private static void Slots(object message, short version, List<(object, PropertyInfo)> into)
+    {
+        foreach (var property in message.GetType().GetProperties())
+        {
+            if (property.GetCustomAttribute<KafkaFieldAttribute>() is not { } field || !field.Versions.Contains(version)) continue;
+            into.Add((message, property));
+            var value = property.GetValue(message);
+            if (value is System.Collections.IList list)
+            {
+                foreach (var element in list)
+                    if (element is not null && IsStruct(element.GetType())) Slots(element, version, into);
+            }
+            else if (value is not null && IsStruct(value.GetType())) Slots(value, version, into);
+        }
+    }
+
+    private static bool IsStruct(Type t) => t.IsClass && t.GetProperties().Any(p => p.GetCustomAttribute<KafkaFieldAttribute>() is not null);
+
+    private static readonly string[] Strings = ["", "x", "y", "..", ".", "a/b", "__consumer_offsets", "é\u0000ü", new('a', 250), new('b', 300), "x-0", "consumer", "range", "-1"];
+
+    /// <summary>A value at or past the edge of what <paramref name="property"/> can hold (null where the type allows it).</summary>
+    private static object? Extreme(PropertyInfo property, object? current, Random rng)
+    {
+        var t = property.PropertyType;
+        T Pick<T>(params T[] values) => values[rng.Next(values.Length)];
+        if (t == typeof(int)) return Pick(0, -1, -2, 1, int.MaxValue, int.MinValue, rng.Next(-5, 100), 1 << 20);
+        if (t == typeof(long)) return Pick(0L, -1L, -2L, 1L, long.MaxValue, long.MinValue, 1L << 40, (long)rng.Next(0, 200));
+        if (t == typeof(short)) return Pick<short>(0, -1, 1, short.MaxValue, short.MinValue, (short)rng.Next(-3, 20));
+        if (t == typeof(sbyte)) return Pick<sbyte>(-1, 0, 1, 2, sbyte.MaxValue, sbyte.MinValue);
+        if (t == typeof(bool)) return current is not true;
+        if (t == typeof(double)) return Pick(double.NaN, double.PositiveInfinity, -1.0, 0.0);
+        if (t == typeof(Guid)) return rng.Next(2) == 0 ? Guid.Empty : new Guid(Enumerable.Range(0, 16).Select(_ => (byte)rng.Next(256)).ToArray());
+        if (t == typeof(string)) return rng.Next(8) == 0 ? null : Pick(Strings);
+        if (t == typeof(byte[])) return rng.Next(8) == 0 ? null : Enumerable.Range(0, Pick(0, 1, 2, 6, 40)).Select(_ => (byte)rng.Next(256)).ToArray();
+        if (t == typeof(RecordsPayload))
+        {
+            return rng.Next(6) switch
+            {
+                0 => null,
+                1 => RecordsPayload.Empty,
+                2 => new MemoryRecords(Enumerable.Range(0, rng.Next(1, 80)).Select(_ => (byte)rng.Next(256)).ToArray()),
+                3 => new MemoryRecords(Batches.Build(rng.Next(1, 20), "z", codec: Pick(CompressionCodec.None, CompressionCodec.Snappy, CompressionCodec.Lz4, CompressionCodec.Zstd))),
+                4 => new MemoryRecords(Batches.Build(2, "a").Concat(Batches.Build(3, "b", codec: CompressionCodec.Gzip)).ToArray()),
+                _ => new MemoryRecords(Batches.Build(5, "idem", producerId: rng.Next(0, 3), producerEpoch: 0, baseSequence: Pick(0, 5, int.MaxValue - 1))),
+            };
+        }
+        if (current is System.Collections.IList list)
+        {
+            if (rng.Next(3) == 0) return rng.Next(2) == 0 ? null : Activator.CreateInstance(t);
+            var grown = (System.Collections.IList)Activator.CreateInstance(t)!;
+            int copies = Pick(2, 3, 10, 50);
+            for (int i = 0; i < copies; i++) foreach (var e in list) grown.Add(e);
+            return grown;
+        }
+        return null; // a nested struct: absent (or written as its defaults where it cannot be null)
+    }
+
+    private static Base Frame(ApiKey api, short version, object message, bool filled)
     {
         using var writer = new KafkaWriter();
         writer.Advance(4);
@@ -219,7 +298,7 @@ public sealed class FuzzFrames
             .Single(m => m.Name == nameof(MessageSerializer.Write))
             .MakeGenericMethod(message.GetType()).Invoke(null, [writer, message, version]);
         writer.PatchInt32(0, writer.Position - 4);
-        return new Base(api, version, writer.WrittenSpan.ToArray(), bodyStart);
+        return new Base(api, version, writer.WrittenSpan.ToArray(), bodyStart, message.GetType(), filled);
     }
 
     private static byte[] WithCorrelationId(byte[] frame, int id)
