@@ -32,6 +32,9 @@ public sealed record BrokerOptions
     /// <summary>Told when the broker starts and stops (e.g. a bench's progress on stderr); null: silent.</summary>
     public Action<string>? Log { get; init; }
 
+    /// <summary>Told every line the broker prints (stderr lines prefixed "[stderr] "), e.g. to count error-level lines beyond the kept ones.</summary>
+    public Action<string>? Output { get; init; }
+
     /// <summary>Adds --set log.flush.on.ack=true: acks=-1 produce is fsynced before it is acknowledged.</summary>
     public bool FlushOnAck { get; init; }
 
@@ -309,6 +312,7 @@ public sealed class BrokerProcess : IAsyncDisposable
     private void OnOutput(string line, string logged)
     {
         AppendLog(logged);
+        Options.Output?.Invoke(logged);
         if (!IsProblem(line)) return;
         lock (_logGate)
         {

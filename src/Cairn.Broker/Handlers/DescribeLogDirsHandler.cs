@@ -21,7 +21,17 @@ internal sealed class DescribeLogDirsHandler(StaticBrokerConfig settings, ITopic
         {
             // Sizes of the file system are optional; the partitions are what matter.
         }
-        var wanted = request.Topics?.ToDictionary(t => t.Topic, t => t.Partitions.ToHashSet());
+        // A topic named twice asks for the union of its partitions (Kafka collects the request into one set).
+        Dictionary<string, HashSet<int>>? wanted = null;
+        if (request.Topics is not null)
+        {
+            wanted = new(StringComparer.Ordinal);
+            foreach (var t in request.Topics)
+            {
+                if (!wanted.TryGetValue(t.Topic, out var set)) wanted[t.Topic] = set = [];
+                set.UnionWith(t.Partitions);
+            }
+        }
         foreach (var topic in topics.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
         {
             HashSet<int>? partitions = null;

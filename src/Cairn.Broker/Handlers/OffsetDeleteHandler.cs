@@ -1,4 +1,5 @@
 using Cairn.Broker.Services;
+using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Schema;
 
@@ -15,7 +16,9 @@ internal sealed class OffsetDeleteHandler(ICommittedOffsets offsets) : ApiHandle
         var (error, results) = await offsets.DeleteOffsetsAsync(request.GroupId, partitions, cancellationToken);
         var response = new OffsetDeleteResponse { ErrorCode = (short)error };
         if (error != 0) return response;
-        var byPartition = results.ToDictionary(r => (r.Topic, r.Partition), r => r.Error);
+        // A partition named twice gets its one result twice, as in Kafka (which answers from a map), instead of failing the request.
+        var byPartition = new Dictionary<(string, int), ErrorCode>();
+        foreach (var r in results) byPartition[(r.Topic, r.Partition)] = r.Error;
         foreach (var t in request.Topics)
         {
             response.Topics.Add(new()
