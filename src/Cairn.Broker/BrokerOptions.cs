@@ -58,8 +58,18 @@ public sealed record BrokerOptions
     public bool FlushOnAck { get; init; }
     /// <summary>max.partitions (KIP-578): the most partitions this broker hosts; creations past it get POLICY_VIOLATION.</summary>
     public int MaxPartitions { get; init; } = StorageOptions.DefaultMaxPartitions;
-    /// <summary>log.max.open.files: the segment file descriptors storage keeps open (least recently used idle ones are closed).</summary>
-    public int MaxOpenFiles { get; init; } = StorageOptions.DefaultMaxOpenFiles;
+    /// <summary>
+    /// log.max.open.files: the segment file descriptors storage keeps open (least recently used idle ones are closed). Null
+    /// (the default): <see cref="DefaultMaxOpenFiles"/> of the open file limit the broker runs with.
+    /// </summary>
+    public int? MaxOpenFiles { get; init; }
+
+    /// <summary>
+    /// log.max.open.files when not set: 1024, but at most a quarter of the open file limit (at least 16), so that with
+    /// max.connections at half of it, SQLite, the admin server and the runtime keep a quarter.
+    /// </summary>
+    public static int DefaultMaxOpenFiles(long fileDescriptorSoftLimit) =>
+        (int)Math.Clamp(fileDescriptorSoftLimit / 4, 16, StorageOptions.DefaultMaxOpenFiles);
     /// <summary>Broker-wide log settings with Kafka names (log.retention.ms, log.segment.bytes, ...), the defaults for every topic.</summary>
     public IReadOnlyDictionary<string, string> LogSettings { get; init; } = new Dictionary<string, string>();
     /// <summary>Where committed offsets and group metadata live: sqlite (default, a file in the data dir), postgres or memory.</summary>

@@ -77,7 +77,7 @@ public sealed class KafkaBroker : IAsyncDisposable
             // Bind first: a taken port is the likeliest start-up failure and must not wait for (or be hidden by) the logs.
             listener = KafkaServer.BindExclusive(options.ListenEndPoint);
             var bound = (System.Net.IPEndPoint)listener.LocalEndPoint!;
-            logs = await OpenLogsAsync(options, loggerFactory, cancellationToken);
+            logs = await OpenLogsAsync(options, fdLimit, loggerFactory, cancellationToken);
             var cluster = new ClusterIdentity(options.NodeId, LoadOrCreateClusterId(dataDir),
                 options.AdvertisedHost ?? options.ListenHost, options.AdvertisedPort ?? bound.Port);
             var groupLogger = loggerFactory.CreateLogger("Cairn.Groups");
@@ -97,9 +97,10 @@ public sealed class KafkaBroker : IAsyncDisposable
             server.Start();
             logger.LogInformation("Cairn {Version} listening on {Endpoint}: broker {NodeId} (cluster {ClusterId}), advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
                 Protocol.CairnVersion.Value, server.LocalEndPoint, options.NodeId, cluster.ClusterId, cluster.AdvertisedHost, cluster.AdvertisedPort, dataDir, logs.Topics.Count());
-            logger.LogInformation("connection limits: max.connections {MaxConnections}{Derived}, max.connections.per.ip {PerIp}, queued.max.request.bytes {Queued}, connections.max.idle.ms {Idle}, request.frame.timeout.ms {FrameTimeout}",
+            logger.LogInformation("limits: max.connections {MaxConnections}{Derived}, max.connections.per.ip {PerIp}, queued.max.request.bytes {Queued}, connections.max.idle.ms {Idle}, request.frame.timeout.ms {FrameTimeout}, log.max.open.files {OpenFiles}, max.partitions {Partitions}",
                 Show(limits.MaxConnections), options.MaxConnections is null ? " (half the open file limit)" : "", Show(limits.MaxConnectionsPerIp),
-                limits.QueuedMaxRequestBytes > 0 ? limits.QueuedMaxRequestBytes : "unlimited", Show(limits.IdleTimeout), Show(limits.FrameTimeout));
+                limits.QueuedMaxRequestBytes > 0 ? limits.QueuedMaxRequestBytes : "unlimited", Show(limits.IdleTimeout), Show(limits.FrameTimeout),
+                options.MaxOpenFiles ?? BrokerOptions.DefaultMaxOpenFiles(fdLimit), options.MaxPartitions);
             broker = new KafkaBroker(cluster, logs, coordinator, server, metrics, export, logger);
             if (options.Admin.Enabled) await broker.StartAdminAsync(options.Admin, loggerFactory, cancellationToken);
             broker._ready = true;
@@ -135,7 +136,7 @@ public sealed class KafkaBroker : IAsyncDisposable
 
     private static object Show(TimeSpan timeout) => timeout == Timeout.InfiniteTimeSpan ? -1 : (long)timeout.TotalMilliseconds;
 
-    private static async Task<LogManager> OpenLogsAsync(BrokerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    private static async Task<LogManager> OpenLogsAsync(BrokerOptions options, long fileDescriptorSoftLimit, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         if (LogConfig.TryFromBrokerProperties(options.LogSettings, out var defaults, out var configError) != Protocol.ErrorCode.None)
             throw new ArgumentException(configError);
@@ -145,7 +146,7 @@ public sealed class KafkaBroker : IAsyncDisposable
             DefaultConfig = defaults,
             FlushOnAck = options.FlushOnAck,
             MaxPartitions = options.MaxPartitions,
-            MaxOpenFiles = options.MaxOpenFiles,
+            MaxOpenFiles = options.MaxOpenFiles ?? BrokerOptions.DefaultMaxOpenFiles(fileDescriptorSoftLimit),
         };
         if (options.LogSettings.TryGetValue("log.retention.check.interval.ms", out var interval))
             storage.RetentionCheckInterval = TimeSpan.FromMilliseconds(long.Parse(interval, System.Globalization.CultureInfo.InvariantCulture));

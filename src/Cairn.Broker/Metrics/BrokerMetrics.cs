@@ -15,6 +15,7 @@ namespace Cairn.Broker.Metrics;
 /// <item><c>cairn_network_received_bytes_total</c>, <c>cairn_network_sent_bytes_total</c>, <c>cairn_connections_active</c></item>
 /// <item><c>cairn_partition_log_start_offset{topic,partition}</c>, <c>cairn_partition_log_end_offset</c>, <c>cairn_partition_size_bytes</c> (online partitions)</item>
 /// <item><c>cairn_offline_partitions</c>: partitions whose files could not be trusted at start-up (Kafka's OfflinePartitionsCount)</item>
+/// <item><c>cairn_storage_open_files</c>, <c>cairn_storage_file_reopens_total</c>: segment descriptors held open, and reopened after the budget closed them</item>
 /// <item><c>cairn_connections_refused_total{reason}</c> (max.connections, max.connections.per.ip), <c>cairn_connections_timed_out_total{reason}</c>
 /// (idle, frame_timeout), <c>cairn_request_queued_bytes</c>: bytes of request frames being received or handled (queued.max.request.bytes)</item>
 /// <item><c>cairn_group_committed_offset{group,topic,partition}</c>, <c>cairn_group_lag_records</c>, <c>cairn_group_lag_seconds</c>, <c>cairn_group_members{group}</c></item>
@@ -94,6 +95,11 @@ internal sealed class BrokerMetrics : IDisposable
         Meter.CreateObservableGauge("cairn_offline_partitions", () => _logs.OfflinePartitions.Count, "{partition}",
             "Partitions that are offline because their files could not be trusted at start-up (every file kept; see cairn storage check)");
 
+        Meter.CreateObservableGauge("cairn_storage_open_files", () => _logs.OpenFileCount, "{file}",
+            "Segment file descriptors the logs hold open (at most log.max.open.files while none is in use)");
+        Meter.CreateObservableCounter("cairn_storage_file_reopens", () => _logs.FileReopenCount, "{file}",
+            "Segment files reopened after log.max.open.files closed them; a fast rise means the budget is too small for the working set");
+
         Meter.CreateObservableGauge("cairn_group_committed_offset", () => ObserveGroupPartitions(static p => p.Lag.CommittedOffset), "{offset}",
             "Offset the group has committed for the partition");
         Meter.CreateObservableGauge("cairn_group_lag_records", () => ObserveGroupPartitions(static p => p.Lag.LagRecords), "{record}",
@@ -115,7 +121,7 @@ internal sealed class BrokerMetrics : IDisposable
         "cairn_malformed_requests" => MalformedReasonNames.Length,
         "cairn_connections_refused" => RefusedReasonNames.Length,
         "cairn_connections_timed_out" => TimedOutReasonNames.Length,
-        "cairn_network_received_bytes" or "cairn_network_sent_bytes" or "cairn_connections_active" or "cairn_request_queued_bytes" or "cairn_offline_partitions" or DroppedSeriesName => 1,
+        "cairn_network_received_bytes" or "cairn_network_sent_bytes" or "cairn_connections_active" or "cairn_request_queued_bytes" or "cairn_offline_partitions" or "cairn_storage_open_files" or "cairn_storage_file_reopens" or DroppedSeriesName => 1,
         _ => LifetimeSeriesLimit(_maxSeries),
     };
 

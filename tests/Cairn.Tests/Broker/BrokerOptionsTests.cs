@@ -57,11 +57,18 @@ public class BrokerOptionsTests
     public void Partition_and_open_file_limits_have_defaults_and_are_parsed()
     {
         var d = BrokerOptions.FromSettings([]);
-        Assert.Equal((10_000, 1024), (d.MaxPartitions, d.MaxOpenFiles));
+        Assert.Equal(10_000, d.MaxPartitions);
+        Assert.Null(d.MaxOpenFiles); // derived from the open file limit at start
+        Assert.Equal(1024, BrokerOptions.DefaultMaxOpenFiles(20_000));
+        Assert.Equal(256, BrokerOptions.DefaultMaxOpenFiles(1024));
+        Assert.Equal(16, BrokerOptions.DefaultMaxOpenFiles(20));
         var o = BrokerOptions.FromSettings([new("max.partitions", "300"), new("log-max-open-files", "64")]);
         Assert.Equal((300, 64), (o.MaxPartitions, o.MaxOpenFiles));
         Assert.Contains("max.partitions", Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new("max.partitions", "0")])).Message);
         Assert.Contains("log.max.open.files", Assert.Throws<ArgumentException>(() => BrokerOptions.FromSettings([new("log.max.open.files", "-1")])).Message);
+    }
+
+    [Fact]
     public void Connection_limits_default_like_kafka_except_where_memory_and_descriptors_need_a_bound()
     {
         var o = BrokerOptions.FromSettings([]);

@@ -241,7 +241,7 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
             try { Directory.Delete(dataDir, recursive: true); } catch (IOException) { }
         }
         Assert.Contains(logs.Lines, l => l.Level == LogLevel.Warning && l.Message.Contains("refused: max.connections (3) reached", StringComparison.Ordinal));
-        Assert.Contains(logs.Lines, l => l.Message.Contains("connection limits: max.connections 3,", StringComparison.Ordinal));
+        Assert.Contains(logs.Lines, l => l.Message.Contains("limits: max.connections 3,", StringComparison.Ordinal));
         Assert.DoesNotContain(logs.Lines, l => l.Level >= LogLevel.Error);
     }
 
