@@ -157,10 +157,10 @@ internal abstract class SqlGroupStore : IGroupStore
     /// <summary>Writes every commit of the batch in one transaction (later commits of a partition win); throws if it did not commit.</summary>
     private protected abstract ValueTask WriteCommitBatchAsync(List<PendingCommit<IReadOnlyList<GroupOffsetCommit>>> batch);
 
-    /// <summary>Runs before the schema is migrated, on a database nothing has written to yet (SQLite: the integrity check).</summary>
+    /// <summary>Runs before the schema is migrated, on a database nothing has written to yet (SQLite: the integrity and lost-writes checks).</summary>
     private protected virtual Task BeforeMigrateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>Runs once the schema is current and <see cref="WriteSequence"/> is read (SQLite: the lost-writes check).</summary>
+    /// <summary>Runs once the schema is current and <see cref="WriteSequence"/> is read (SQLite: starts the write record).</summary>
     private protected virtual Task AfterMigrateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>
@@ -189,9 +189,28 @@ internal abstract class SqlGroupStore : IGroupStore
     }
 
     private Task<long> ReadWriteSequenceAsync(CancellationToken cancellationToken) =>
-        Database.ReadAsync(async (connection, ct) => Convert.ToInt64(
-            await SqlDatabase.ScalarAsync(connection, null, $"SELECT value FROM {Meta} WHERE name = '{WriteSequenceRow}'", ct).ConfigureAwait(false) ?? 0L,
-            System.Globalization.CultureInfo.InvariantCulture), cancellationToken);
+        Database.ReadAsync((connection, ct) => SelectWriteSequenceAsync(connection, ct), cancellationToken);
+
+    /// <summary>
+    /// The write sequence as the database has it before any migration: 0 when it has no counter yet (a new or older
+    /// database). Read through the writer, which runs SQLite's log recovery, and without writing anything, so a store
+    /// that then refuses to start leaves the files as it found them.
+    /// </summary>
+    private protected async Task<long> ReadWriteSequenceBeforeMigrationAsync(CancellationToken cancellationToken)
+    {
+        long sequence = 0;
+        await Database.WriteAsync(async (connection, _, ct) =>
+        {
+            var exists = await SqlDatabase.ScalarAsync(connection, null, Database.Dialect.TableExistsSql(null, Meta), ct).ConfigureAwait(false);
+            if (exists is true || (exists is not null and not bool && Convert.ToInt64(exists, System.Globalization.CultureInfo.InvariantCulture) != 0))
+                sequence = await SelectWriteSequenceAsync(connection, ct).ConfigureAwait(false);
+        }, transaction: false, cancellationToken).ConfigureAwait(false);
+        return sequence;
+    }
+
+    private static async Task<long> SelectWriteSequenceAsync(DbConnection connection, CancellationToken cancellationToken) => Convert.ToInt64(
+        await SqlDatabase.ScalarAsync(connection, null, $"SELECT value FROM {Meta} WHERE name = '{WriteSequenceRow}'", cancellationToken).ConfigureAwait(false) ?? 0L,
+        System.Globalization.CultureInfo.InvariantCulture);
 
     public Task<IReadOnlyDictionary<string, IReadOnlyList<CommittedOffset>>> GetAllOffsetsAsync(CancellationToken cancellationToken = default)
     {

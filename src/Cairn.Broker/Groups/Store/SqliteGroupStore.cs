@@ -80,7 +80,6 @@ internal sealed class SqliteGroupStore : SqlGroupStore
 
     private protected override async Task BeforeMigrateAsync(CancellationToken cancellationToken)
     {
-        var wal = DatabasePath + "-wal";
         _databaseExisted = File.Exists(DatabasePath);
         var recordUnreadable = false;
         try
@@ -93,7 +92,14 @@ internal sealed class SqliteGroupStore : SqlGroupStore
             Logger.LogWarning("SQLite group store {Path}: cannot read {Record} ({Error}); lost offset commits cannot be detected on this start",
                 DatabasePath, _record.Path, e.Message);
         }
-        if (!_databaseExisted) return; // a new database: nothing to check; a record of writes it should have is checked later
+        if (_databaseExisted) await QuickCheckIfUncleanAsync(recordUnreadable, cancellationToken).ConfigureAwait(false);
+        await CheckWriteSequenceAsync(cancellationToken).ConfigureAwait(false); // also when the file is missing: it had writes
+    }
+
+    /// <summary>After an unclean stop (or without a record saying it was clean) <c>PRAGMA quick_check</c> must pass.</summary>
+    private async Task QuickCheckIfUncleanAsync(bool recordUnreadable, CancellationToken cancellationToken)
+    {
+        var wal = DatabasePath + "-wal";
         var why = File.Exists(wal) ? $"its write-ahead log {Path.GetFileName(wal)} is present ({new FileInfo(wal).Length} bytes)"
             : recordUnreadable ? $"{Path.GetFileName(_record.Path)} is unreadable"
             : _previous is null ? $"there is no {Path.GetFileName(_record.Path)} recording a clean shutdown (first start of this version, or it was removed)"
@@ -118,10 +124,20 @@ internal sealed class SqliteGroupStore : SqlGroupStore
             $"offset store {DatabasePath} is damaged (PRAGMA quick_check failed)");
     }
 
-    private protected override Task AfterMigrateAsync(CancellationToken cancellationToken)
+    /// <summary>Lost writes: the database's sequence (read before migrating, which would write) below the recorded one.</summary>
+    private async Task CheckWriteSequenceAsync(CancellationToken cancellationToken)
     {
-        var sequence = WriteSequence;
-        if (_previous is { } recorded && sequence < recorded.Sequence)
+        if (_previous is not { } recorded || recorded.Sequence == 0) return;
+        long sequence;
+        try
+        {
+            sequence = await ReadWriteSequenceBeforeMigrationAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException) when (IntegrityProblem is not null)
+        {
+            return; // a damaged file the operator chose to start on anyway: already reported
+        }
+        if (sequence < recorded.Sequence)
         {
             var name = Path.GetFileName(DatabasePath);
             var cause = _databaseExisted
@@ -137,6 +153,10 @@ internal sealed class SqliteGroupStore : SqlGroupStore
                 $"or `cairn groups reset-offsets`. To start over on purpose, delete {name}, {name}-wal and {Path.GetFileName(_record.Path)} together."),
                 $"offset store {DatabasePath}: committed offsets were lost (write sequence {sequence}, {recorded.Sequence} recorded in {Path.GetFileName(_record.Path)})");
         }
+    }
+
+    private protected override Task AfterMigrateAsync(CancellationToken cancellationToken)
+    {
         _record.Start(_options.WriteRecordInterval);
         _recordStarted = true;
         return Task.CompletedTask;
