@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 
@@ -36,6 +37,7 @@ public sealed record PartitionCheck(string Topic, int Partition, string Director
 public sealed record StorageReport(string DataDirectory, IReadOnlyList<PartitionCheck> Partitions, IReadOnlyList<string> DamagedTopicFiles,
     IReadOnlyList<string> ForeignDirectories, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes)
 {
+    [JsonIgnore] // already in Partitions (each with "offline")
     public IEnumerable<PartitionCheck> OfflinePartitions => Partitions.Where(p => p.Offline);
 
     public bool Healthy => Problems.Count == 0 && DamagedTopicFiles.Count == 0 && Partitions.All(p => p.Healthy);

@@ -51,6 +51,7 @@ public sealed class StorageCommandTests
         using (var doc = JsonDocument.Parse(output))
         {
             Assert.False(doc.RootElement.GetProperty("healthy").GetBoolean());
+            Assert.False(doc.RootElement.GetProperty("report").TryGetProperty("offlinePartitions", out _)); // listed once, in partitions
             var p0 = doc.RootElement.GetProperty("report").GetProperty("partitions")[0];
             Assert.True(p0.GetProperty("offline").GetBoolean());
             var gap = Assert.Single(p0.GetProperty("gaps").EnumerateArray());
