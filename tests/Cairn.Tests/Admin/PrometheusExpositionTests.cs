@@ -43,6 +43,7 @@ public sealed class PrometheusExpositionTests : IAsyncLifetime
             ("cairn_network_received_bytes_total", "counter", []),
             ("cairn_network_sent_bytes_total", "counter", []),
             ("cairn_connections_active", "gauge", []),
+            ("cairn_request_queued_bytes", "gauge", []),
             ("cairn_partition_log_start_offset", "gauge", ["partition", "topic"]),
             ("cairn_partition_log_end_offset", "gauge", ["partition", "topic"]),
             ("cairn_partition_size_bytes", "gauge", ["partition", "topic"]),
