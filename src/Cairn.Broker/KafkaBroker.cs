@@ -94,13 +94,13 @@ public sealed class KafkaBroker : IAsyncDisposable
             var registry = CreateHandlers(options, cluster, logs, coordinator);
             server = new KafkaServer(listener, registry, options.MaxRequestBytes, logger, metrics, limits);
             listener = null; // the server owns the socket now
-            server.Start();
-            logger.LogInformation("Cairn {Version} listening on {Endpoint}: broker {NodeId} (cluster {ClusterId}), advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
-                Protocol.CairnVersion.Value, server.LocalEndPoint, options.NodeId, cluster.ClusterId, cluster.AdvertisedHost, cluster.AdvertisedPort, dataDir, logs.Topics.Count());
             logger.LogInformation("limits: max.connections {MaxConnections}{Derived}, max.connections.per.ip {PerIp}, queued.max.request.bytes {Queued}, connections.max.idle.ms {Idle}, request.frame.timeout.ms {FrameTimeout}, log.max.open.files {OpenFiles}, max.partitions {Partitions}",
                 Show(limits.MaxConnections), options.MaxConnections is null ? " (half the open file limit)" : "", Show(limits.MaxConnectionsPerIp),
                 limits.QueuedMaxRequestBytes > 0 ? limits.QueuedMaxRequestBytes : "unlimited", Show(limits.IdleTimeout), Show(limits.FrameTimeout),
                 options.MaxOpenFiles ?? BrokerOptions.DefaultMaxOpenFiles(fdLimit), options.MaxPartitions);
+            server.Start();
+            logger.LogInformation("Cairn {Version} listening on {Endpoint}: broker {NodeId} (cluster {ClusterId}), advertised as {Host}:{Port}, data in {DataDir}, {Topics} topics",
+                Protocol.CairnVersion.Value, server.LocalEndPoint, options.NodeId, cluster.ClusterId, cluster.AdvertisedHost, cluster.AdvertisedPort, dataDir, logs.Topics.Count());
             broker = new KafkaBroker(cluster, logs, coordinator, server, metrics, export, logger);
             if (options.Admin.Enabled) await broker.StartAdminAsync(options.Admin, loggerFactory, cancellationToken);
             broker._ready = true;

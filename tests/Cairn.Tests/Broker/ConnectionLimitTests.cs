@@ -47,7 +47,15 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
         {
             foreach (var s in sockets) s.Dispose();
         }
-        await ServeNormalClientAsync(broker.Port);
+        Assert.True(broker.IsRunning, broker.RecentOutput());
+        try
+        {
+            await ServeNormalClientAsync(broker.Port);
+        }
+        catch (Exception e) when (e is not Xunit.Sdk.XunitException)
+        {
+            throw new Xunit.Sdk.XunitException($"{e}\nbroker running: {broker.IsRunning}\n{broker.RecentOutput(60)}");
+        }
         Assert.True(broker.IsRunning);
         var acceptLines = broker.ProblemLines().Count(l => l.Contains("accept failed", StringComparison.Ordinal));
         output.WriteLine($"accept warnings: {acceptLines}; e.g. {broker.ProblemLines().FirstOrDefault(l => l.Contains("accept failed", StringComparison.Ordinal))}");
@@ -67,7 +75,11 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
             Settings = new Dictionary<string, string> { ["max.connections.per.ip"] = "100" },
         });
         int pid = broker.Pid!.Value;
+        // Output lines arrive asynchronously: wait (bounded) for the start-up line.
+        for (var clock = Stopwatch.StartNew(); !broker.Tail(400).Contains("connection limits:", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(10);)
+            await Task.Delay(100);
         Assert.Contains("max.connections 512 (half the open file limit)", broker.Tail(400), StringComparison.Ordinal);
+        Assert.Contains("open file limit: soft 1024, hard 1024", broker.Tail(400), StringComparison.Ordinal);
         var sockets = await OpenAsync(broker.Port, Abuser, 1100, TimeSpan.FromSeconds(60));
         try
         {
@@ -135,7 +147,8 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
             foreach (var s in sockets) s.Dispose();
         }
         output.WriteLine($"baseline RSS {baseline >> 20} MiB; peak {peak >> 20} MiB with 30 partial 96 MiB frames ({sent >> 20} MiB sent in all); bound {(baseline + budget + margin) >> 20} MiB");
-        Assert.True(sent > budget, $"only {sent} bytes sent: the test did not reach the budget");
+        // The two frames the budget admits nearly whole, the other 28 waiting (what they sent sits in socket buffers).
+        Assert.True(sent >= 2L * (frameSize - 1), $"only {sent} bytes sent: the test did not fill the budget's frames");
         Assert.True(peak < baseline + budget + margin, $"RSS {peak >> 20} MiB over {(baseline + budget + margin) >> 20} MiB");
 
         long after = long.MaxValue;
@@ -254,15 +267,16 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
         // Connections queued while the broker was out of descriptors are accepted first: retry, bounded.
         for (var clock = Stopwatch.StartNew(); client is null; await Task.Delay(200))
         {
-            var candidate = await WireClient.ConnectAsync(port);
+            WireClient? candidate = null;
             try
             {
+                candidate = await WireClient.ConnectAsync(port);
                 Assert.Equal(0, (await candidate.SendAsync<ApiVersionsRequest, ApiVersionsResponse>(new(), 0, TimeSpan.FromSeconds(5))).ErrorCode);
                 client = candidate;
             }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException && clock.Elapsed < TimeSpan.FromSeconds(30))
             {
-                candidate.Dispose();
+                candidate?.Dispose();
             }
         }
         using (client)
