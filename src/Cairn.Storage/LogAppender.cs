@@ -85,6 +85,9 @@ internal sealed class LogAppender(PartitionState state, LogFlusher flusher)
                 IsControl = h.IsControl,
             };
             anySequence |= infos[count].HasSequence;
+            // Compressed batches' counts are taken on trust (the records are not decompressed), so their sum may not fit.
+            if (h.RecordCount > int.MaxValue - recordCount)
+                return Fail(ErrorCode.InvalidRecord, $"the batches claim more than {int.MaxValue} records in one request");
             recordCount += h.RecordCount;
             count++;
             pos += v.Size;

@@ -27,10 +27,16 @@ public readonly record struct RecordBatchValidation(ErrorCode Error, int Size, R
 /// <summary>
 /// Checks one magic v2 record batch as a broker must before accepting it: complete, magic 2, a batch length
 /// that fits the data, within the size limits, CRC-32C intact, a record count that agrees with lastOffsetDelta
-/// and a known compression codec. Records inside are not decoded. Pure: no allocation on success.
+/// (and, uncompressed, fits the bytes) and a known compression codec. Records inside are not decoded. Pure: no allocation on success.
 /// </summary>
 public static class RecordBatchValidator
 {
+    /// <summary>
+    /// The smallest record in a v2 batch: a one-byte varint each for length, timestamp delta, offset delta, key length (-1),
+    /// value length and header count, and the attributes byte.
+    /// </summary>
+    public const int MinRecordBytes = 7;
+
     /// <summary>
     /// Validates the batch at the start of <paramref name="data"/> (a produce request's records field holds batches
     /// back to back; the next one starts <see cref="RecordBatchValidation.Size"/> bytes later). Checks run in this
@@ -38,7 +44,7 @@ public static class RecordBatchValidator
     /// (magic != 2), CORRUPT_MESSAGE (incomplete header, or a batch length below a header or beyond the data),
     /// MESSAGE_TOO_LARGE (&gt; <see cref="RecordBatchLimits.MaxBatchBytes"/>), RECORD_LIST_TOO_LARGE
     /// (&gt; <see cref="RecordBatchLimits.MaxSegmentBytes"/>), CORRUPT_MESSAGE (CRC mismatch), INVALID_RECORD (no records,
-    /// or lastOffsetDelta != count - 1), UNSUPPORTED_COMPRESSION_TYPE (codec above zstd).
+    /// or lastOffsetDelta != count - 1, or uncompressed and more records than its bytes hold), UNSUPPORTED_COMPRESSION_TYPE (codec above zstd).
     /// </summary>
     public static RecordBatchValidation ValidateFirst(ReadOnlySpan<byte> data, in RecordBatchLimits limits)
     {
@@ -63,6 +69,12 @@ public static class RecordBatchValidator
         RecordBatchHeader.TryRead(batch, out var h);
         if (h.RecordCount < 1 || h.LastOffsetDelta != h.RecordCount - 1)
             return RecordBatchValidation.Fail(ErrorCode.InvalidRecord, $"record batch with {h.RecordCount} records has lastOffsetDelta {h.LastOffsetDelta}");
+        // Records are not decoded, but an uncompressed batch cannot hold more records than its bytes can: each takes at least
+        // MinRecordBytes. Without this a 61-byte header claiming 2^31-1 records would move the log end that far (Kafka
+        // walks the records and finds too few). A compressed batch's count is bounded only by what it decompresses to.
+        if (h.Compression == CompressionCodec.None && h.RecordCount > (size - RecordBatchHeader.Size) / MinRecordBytes)
+            return RecordBatchValidation.Fail(ErrorCode.InvalidRecord,
+                $"record batch claims {h.RecordCount} records but its {size - RecordBatchHeader.Size} bytes of records can hold at most {(size - RecordBatchHeader.Size) / MinRecordBytes}");
         if ((int)h.Compression > (int)CompressionCodec.Zstd)
             return RecordBatchValidation.Fail(ErrorCode.UnsupportedCompressionType, $"unknown compression codec {(int)h.Compression}");
         return new RecordBatchValidation(ErrorCode.None, size, h, null);

@@ -184,6 +184,32 @@ public class RecordBatchValidatorTests
         Assert.Equal($"record batch with {count} records has lastOffsetDelta {lastOffsetDelta}", r.Message);
     }
 
+    [Fact]
+    public void An_uncompressed_batch_cannot_claim_more_records_than_its_bytes_hold()
+    {
+        // Found by FrameFuzzTests' author: a header claiming 2^31-1 records with a matching lastOffsetDelta passed, and the
+        // log end offset moved by the claimed count. An empty record (key and value null, no headers) takes 7 bytes.
+        var batch = Batch(records: 3);
+        int recordBytes = batch.Length - RecordBatchHeader.Size;
+        Assert.True(RecordBatchValidator.ValidateFirst(batch, Limits).IsValid);
+        foreach (int claimed in new[] { recordBytes / RecordBatchValidator.MinRecordBytes + 1, int.MaxValue })
+        {
+            var forged = (byte[])batch.Clone();
+            BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(RecordBatchHeader.RecordCountOffset), claimed);
+            BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(RecordBatchHeader.LastOffsetDeltaOffset), claimed - 1);
+            FixCrc(forged);
+            var r = RecordBatchValidator.ValidateFirst(forged, Limits);
+            Assert.Equal(ErrorCode.InvalidRecord, r.Error);
+            Assert.Contains($"claims {claimed} records", r.Message);
+        }
+        // The smallest possible records still fit exactly.
+        using var builder = new RecordBatchBuilder(CompressionCodec.None);
+        for (int i = 0; i < 5; i++) builder.Append(1000, (byte[]?)null, (byte[]?)null);
+        var empty = builder.Build();
+        Assert.Equal(5 * RecordBatchValidator.MinRecordBytes, empty.Length - RecordBatchHeader.Size);
+        Assert.True(RecordBatchValidator.ValidateFirst(empty, Limits).IsValid);
+    }
+
     [Theory]
     [InlineData(5)]
     [InlineData(6)]
