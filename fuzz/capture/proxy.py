@@ -23,6 +23,14 @@ def record(frame):
         f.write(frame)
 
 
+def close_both(*sockets):
+    for s in sockets:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def client_to_broker(src, dst):
     buf = b""
     try:
@@ -41,11 +49,7 @@ def client_to_broker(src, dst):
     except OSError:
         pass
     finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        close_both(src, dst)
 
 
 def broker_to_client(src, dst):
@@ -58,11 +62,7 @@ def broker_to_client(src, dst):
     except OSError:
         pass
     finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        close_both(src, dst)
 
 
 server = socket.socket()

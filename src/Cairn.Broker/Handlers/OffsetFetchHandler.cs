@@ -64,7 +64,8 @@ internal sealed class OffsetFetchHandler(ICommittedOffsets offsets) : ApiHandler
                 .GroupBy(c => c.Topic)
                 .Select(g => (g.Key, g.Select(c => new Fetched(c.Partition, c.Offset, c.LeaderEpoch, c.Metadata ?? "", ErrorCode.None)).ToList()));
         }
-        var keys = wanted.SelectMany(t => t.Partitions.Select(p => (t.Name, p))).ToList();
+        // Distinct: a partition asked for twice is looked up once (and answered twice, as asked).
+        var keys = wanted.SelectMany(t => t.Partitions.Select(p => (t.Name, p))).Distinct().ToList();
         var found = offsets.FetchOffsets(groupId, keys).ToDictionary(c => (c.Topic, c.Partition));
         return wanted.Select(t => (t.Name, t.Partitions.Select(p => found.TryGetValue((t.Name, p), out var c)
             ? new Fetched(p, c.Offset, c.LeaderEpoch, c.Metadata ?? "", ErrorCode.None)
