@@ -361,7 +361,14 @@ public sealed class KafkaConsumer : IAsyncDisposable
                             s.Position, s.TopicPartition, _options.AutoOffsetReset, listed.Offset);
                     SetPosition(s, listed.Offset);
                 }
-                else if (failures.TryGetValue(s.TopicPartition, out var failure))
+                else if (failures.TryGetValue(s.TopicPartition, out var failure) && failure.Error == ErrorCode.LeaderNotAvailable)
+                {
+                    // No leader (offline partition): not the caller's error; wait for one as the Java consumer does.
+                    s.RetryAt = Stopwatch.GetTimestamp() + (long)(_cluster.Backoff(s.LeaderlessLookups++).TotalSeconds * Stopwatch.Frequency);
+                    if (s.LeaderlessLookups == 1)
+                        _logger.LogWarning("{Partition} has no leader (offline?); waiting for one while the other partitions are read", s.TopicPartition);
+                }
+                else if (failure is not null)
                 {
                     s.Error = failure;
                     s.RetryAt = Stopwatch.GetTimestamp() + (long)(_cluster.Backoff(2).TotalSeconds * Stopwatch.Frequency);
