@@ -1,3 +1,5 @@
+// Over 400 lines: assignment, positions, fetches and their error/back-off handling share one lock and one state per
+// partition; keeping them together keeps those invariants in one place.
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;

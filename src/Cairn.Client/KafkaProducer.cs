@@ -1,3 +1,5 @@
+// Over 400 lines: the accumulator, the sender and their shared state (batches, sequences, retries) are one lock's
+// worth of logic; split across files it would need that lock's invariants explained in several places.
 using System.Diagnostics;
 using System.Text;
 using Cairn.Client.Internal;

@@ -1,3 +1,5 @@
+// Over 400 lines: connections, metadata cache and coordinator lookup share the retry/back-off policy and the cache
+// every client type relies on; one file keeps that policy in one place.
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Cairn.Protocol;
