@@ -1,3 +1,5 @@
+// Over 400 lines: assignment, positions, fetches and their error/back-off handling share one lock and one state per
+// partition; keeping them together keeps those invariants in one place.
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -37,6 +39,8 @@ public sealed class KafkaConsumer : IAsyncDisposable
         public long InFlightFetch;
         public long RetryAt;
         public int ConsecutiveErrors;
+        /// <summary>Metadata lookups in a row that found the partition without a leader (sets the back-off).</summary>
+        public int LeaderlessLookups;
         public bool NeedsReset;
         public Exception? Error;
     }
@@ -328,7 +332,8 @@ public sealed class KafkaConsumer : IAsyncDisposable
         long now = Stopwatch.GetTimestamp();
         lock (_lock)
         {
-            toReset = _order.Where(s => (s.Position < 0 || s.NeedsReset) && s.Error is null && s.RetryAt <= now).Select(s => (s, s.Generation)).ToList();
+            toReset = _order.Where(s => (s.Position < 0 || s.NeedsReset) && s.Error is null && s.RetryAt <= now && !DeferIfLeaderless(s, now))
+                .Select(s => (s, s.Generation)).ToList();
             if (toReset.Count == 0) return;
             if (_options.AutoOffsetReset == AutoOffsetReset.None)
             {
@@ -358,7 +363,14 @@ public sealed class KafkaConsumer : IAsyncDisposable
                             s.Position, s.TopicPartition, _options.AutoOffsetReset, listed.Offset);
                     SetPosition(s, listed.Offset);
                 }
-                else if (failures.TryGetValue(s.TopicPartition, out var failure))
+                else if (failures.TryGetValue(s.TopicPartition, out var failure) && failure.Error == ErrorCode.LeaderNotAvailable)
+                {
+                    // No leader (offline partition): not the caller's error; wait for one as the Java consumer does.
+                    s.RetryAt = Stopwatch.GetTimestamp() + (long)(_cluster.Backoff(s.LeaderlessLookups++).TotalSeconds * Stopwatch.Frequency);
+                    if (s.LeaderlessLookups == 1)
+                        _logger.LogWarning("{Partition} has no leader (offline?); waiting for one while the other partitions are read", s.TopicPartition);
+                }
+                else if (failure is not null)
                 {
                     s.Error = failure;
                     s.RetryAt = Stopwatch.GetTimestamp() + (long)(_cluster.Backoff(2).TotalSeconds * Stopwatch.Frequency);
@@ -378,8 +390,10 @@ public sealed class KafkaConsumer : IAsyncDisposable
         {
             foreach (var s in _order)
             {
+                if (s.Error is null && s.RetryAt > now && s.Buffer.Count == 0) retryAt = Math.Min(retryAt, s.RetryAt);
                 if (s.Position < 0 || s.NeedsReset || s.Buffer.Count > 0 || s.InFlightFetch != 0 || s.Error is not null) continue;
-                if (s.RetryAt > now) { retryAt = Math.Min(retryAt, s.RetryAt); continue; }
+                if (s.RetryAt > now) continue;
+                if (DeferIfLeaderless(s, now)) continue;
                 if (!_cluster.TryGetLeader(s.TopicPartition, out int leader, out _))
                 {
                     if (!_metadataLookups.ContainsKey(s.TopicPartition.Topic)) lookups.Add(s.TopicPartition.Topic);
@@ -404,8 +418,33 @@ public sealed class KafkaConsumer : IAsyncDisposable
         return waits;
     }
 
+    /// <summary>
+    /// When the metadata names <paramref name="s"/> leaderless (an offline partition), puts it aside for a back-off and
+    /// asks for the topic's metadata afresh, as the Java consumer waits for a leader: no error, no tight loop, and the
+    /// topic's other partitions go on being fetched. Under the lock.
+    /// </summary>
+    private bool DeferIfLeaderless(PartitionState s, long now)
+    {
+        if (!_cluster.IsKnownLeaderless(s.TopicPartition))
+        {
+            s.LeaderlessLookups = 0;
+            return false;
+        }
+        var delay = _cluster.Backoff(s.LeaderlessLookups++);
+        s.RetryAt = now + (long)(delay.TotalSeconds * Stopwatch.Frequency);
+        string topic = s.TopicPartition.Topic;
+        if (!_metadataLookups.ContainsKey(topic))
+        {
+            _cluster.InvalidateTopic(topic);
+            _metadataLookups[topic] = LookUpTopicAsync(topic);
+        }
+        if (s.LeaderlessLookups == 1) _logger.LogWarning("{Partition} has no leader (offline?); waiting for one while the other partitions are read", s.TopicPartition);
+        return true;
+    }
+
     private async Task LookUpTopicAsync(string topic)
     {
+        await Task.Yield(); // the caller records this lookup under its lock before the lookup can finish and remove itself
         try
         {
             await _cluster.GetTopicAsync(topic, allowAutoCreate: false, _cluster.Lifetime).ConfigureAwait(false);

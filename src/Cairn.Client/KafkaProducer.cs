@@ -1,3 +1,5 @@
+// Over 400 lines: the accumulator, the sender and their shared state (batches, sequences, retries) are one lock's
+// worth of logic; split across files it would need that lock's invariants explained in several places.
 using System.Diagnostics;
 using System.Text;
 using Cairn.Client.Internal;
@@ -56,6 +58,8 @@ public sealed class KafkaProducer : IAsyncDisposable
     private readonly Dictionary<int, int> _inFlightByNode = [];
     private readonly Dictionary<string, int> _stickyPartition = new(StringComparer.Ordinal);
     private readonly HashSet<string> _refreshingTopics = new(StringComparer.Ordinal);
+    /// <summary>Per topic, how many metadata lookups in a row found a partition with batches still leaderless (under the lock).</summary>
+    private readonly Dictionary<string, int> _leaderlessRefreshes = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Task _sender;
     private readonly long _lingerTicks;
@@ -175,8 +179,9 @@ public sealed class KafkaProducer : IAsyncDisposable
         int partition;
         if (pending.ExplicitPartition is { } p) partition = p;
         else if (pending.Message.Key is { } key) partition = Partitioner.ForKey(key.Span, metadata.PartitionCount);
-        else if (!_stickyPartition.TryGetValue(pending.Topic, out partition) || partition >= metadata.PartitionCount)
-            _stickyPartition[pending.Topic] = partition = Random.Shared.Next(metadata.PartitionCount);
+        else if (!_stickyPartition.TryGetValue(pending.Topic, out partition) || partition >= metadata.PartitionCount
+                 || (metadata.Partitions[partition].Leader < 0 && metadata.Partitions.Any(x => x.Leader >= 0)))
+            _stickyPartition[pending.Topic] = partition = Partitioner.ForUnkeyed(metadata.Partitions, Random.Shared);
 
         var tp = new TopicPartition(pending.Topic, partition);
         if (!_queues.TryGetValue(tp, out var queue)) _queues[tp] = queue = new PartitionQueue(tp);
@@ -446,11 +451,50 @@ public sealed class KafkaProducer : IAsyncDisposable
         return (byNode.Select(kv => (kv.Key, kv.Value)).ToList(), refresh, wait);
     }
 
+    /// <summary>
+    /// Looks the topic up again because a partition with batches has no known leader. Partitions the metadata names
+    /// leaderless (offline) are asked about again with back-off, at most <see cref="KafkaClientOptions.Retries"/> times
+    /// in a row; then their batches fail with LEADER_NOT_AVAILABLE while the topic's other partitions go on.
+    /// </summary>
     private async Task RefreshTopicAsync(string topic, CancellationToken token)
     {
         try
         {
-            await _cluster.GetTopicAsync(topic, allowAutoCreate: true, token).ConfigureAwait(false);
+            int attempt;
+            lock (_lock) attempt = _leaderlessRefreshes.GetValueOrDefault(topic);
+            if (attempt > 0)
+            {
+                // The last answer had these partitions leaderless too: wait before asking (no tight loop), then ask afresh.
+                await Task.Delay(_cluster.Backoff(attempt - 1), token).ConfigureAwait(false);
+                _cluster.InvalidateTopic(topic);
+            }
+            var metadata = await _cluster.GetTopicAsync(topic, allowAutoCreate: true, token).ConfigureAwait(false);
+            List<ProducerBatch> failed = [];
+            lock (_lock)
+            {
+                var leaderless = _queues.Values
+                    .Where(q => q.TopicPartition.Topic == topic && (q.Ready.Count > 0 || q.Open is not null)
+                        && q.TopicPartition.Partition < metadata.PartitionCount && metadata.Partitions[q.TopicPartition.Partition].Leader < 0)
+                    .ToList();
+                if (leaderless.Count == 0) _leaderlessRefreshes.Remove(topic);
+                else if (attempt < _cluster.Options.Retries) _leaderlessRefreshes[topic] = attempt + 1;
+                else
+                {
+                    _leaderlessRefreshes.Remove(topic);
+                    foreach (var q in leaderless)
+                    {
+                        foreach (var b in q.Ready) { if (b.BaseSequence >= 0) _needsProducerId = true; failed.Add(b); }
+                        q.Ready.Clear();
+                        if (q.Open is { } open) { failed.Add(open); q.Open = null; }
+                    }
+                }
+            }
+            foreach (var b in failed)
+            {
+                var p = metadata.Partitions[b.TopicPartition.Partition];
+                Complete(b, new KafkaException(ErrorCode.LeaderNotAvailable, $"producing to {b.TopicPartition}: the partition has no leader" +
+                    (p.Error != ErrorCode.None ? $" ({KafkaErrors.Describe(p.Error)})" : "") + $" after {attempt + 1} metadata lookups", null, b.TopicPartition));
+            }
         }
         catch (KafkaException e)
         {

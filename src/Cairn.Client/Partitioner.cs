@@ -41,6 +41,23 @@ public static class Partitioner
         return (int)h;
     }
 
+    /// <summary>
+    /// A partition for a record without key (the start of a sticky run): a random one among the partitions that have
+    /// a leader, as Kafka's partitioners pick from availablePartitionsForTopic; any partition when none has one.
+    /// Keyed records hash over all partitions instead (<see cref="ForKey"/>), so a key keeps its partition.
+    /// </summary>
+    internal static int ForUnkeyed(IReadOnlyList<Internal.PartitionMetadata> partitions, Random random)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(partitions.Count, 1);
+        int available = 0;
+        foreach (var p in partitions) if (p.Leader >= 0) available++;
+        if (available == 0) return partitions[random.Next(partitions.Count)].Partition;
+        int pick = random.Next(available);
+        foreach (var p in partitions)
+            if (p.Leader >= 0 && pick-- == 0) return p.Partition;
+        throw new InvalidOperationException("unreachable");
+    }
+
     /// <summary>The partition of a (non-null) key among <paramref name="partitionCount"/> partitions.</summary>
     public static int ForKey(ReadOnlySpan<byte> key, int partitionCount)
     {

@@ -176,7 +176,18 @@ internal static class ConsumeCommand
             };
             await using var consumer = new KafkaConsumer(ctx.ClientOptions, consumerOptions);
             consumer.Assign(assignment);
+            // Offline partitions (no leader): the others are read; these start per auto.offset.reset if a leader comes back.
+            var leaderless = new HashSet<TopicPartition>();
             foreach (var tp in assignment)
+            {
+                try { await SeekStartAsync(tp); }
+                catch (KafkaException e) when (e.Error == ErrorCode.LeaderNotAvailable)
+                {
+                    leaderless.Add(tp);
+                    Console.Error.WriteLine($"Partition {tp.Topic}:{tp.Partition} has no leader (offline?): reading the other partitions");
+                }
+            }
+            async Task SeekStartAsync(TopicPartition tp)
             {
                 if (committed.TryGetValue(tp, out var c)) await consumer.SeekAsync(tp, Offset.Sequence(c.Offset), ctx.CancellationToken);
                 else if (start.BeforeEnd is { } n)
@@ -200,7 +211,8 @@ internal static class ConsumeCommand
                 reading.Remove(tp);
                 if (reading.Count > 0) consumer.Assign(reading);
             }
-            bool Finished() => reading.Count == 0 || (ctx.Get(exitAtEnd) && reading.All(atEnd.Contains));
+            // --exit-at-end does not wait for the end of a partition that has no leader.
+            bool Finished() => reading.Count == 0 || (ctx.Get(exitAtEnd) && reading.All(tp => atEnd.Contains(tp) || leaderless.Contains(tp)));
             // Partitions read to their end (and the end): with --until TIME they stop once the time has passed.
             var caughtUp = new Dictionary<TopicPartition, long>();
             var lastFlush = Stopwatch.StartNew();

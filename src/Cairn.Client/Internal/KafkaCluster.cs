@@ -1,3 +1,5 @@
+// Over 400 lines: connections, metadata cache and coordinator lookup share the retry/back-off policy and the cache
+// every client type relies on; one file keeps that policy in one place.
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Cairn.Protocol;
@@ -311,11 +313,13 @@ internal sealed class KafkaCluster : IAsyncDisposable
 
     /// <summary>
     /// The metadata of <paramref name="topic"/>: from the cache when fresh, else asked for (concurrent callers share
-    /// one request). Unknown topics and partitions without a leader are asked about again a few times, then fail.
+    /// one request). Unknown topics, topics without partitions and topics none of whose partitions has a leader are
+    /// asked about again a few times, then fail. Some leaderless (offline) partitions leave the metadata valid, as in
+    /// the Java client: the other partitions stay usable, and <see cref="GetLeaderAsync"/> waits for the missing leaders.
     /// </summary>
     public ValueTask<TopicMetadata> GetTopicAsync(string topic, bool allowAutoCreate, CancellationToken cancellationToken)
     {
-        if (_topics.TryGetValue(topic, out var cached) && cached.Error == ErrorCode.None && IsFresh(cached) && cached.Partitions.All(p => p.Leader >= 0))
+        if (_topics.TryGetValue(topic, out var cached) && cached.Error == ErrorCode.None && IsFresh(cached))
             return ValueTask.FromResult(cached);
         return new ValueTask<TopicMetadata>(RefreshTopicShared(topic, allowAutoCreate).WaitAsync(cancellationToken));
     }
@@ -347,10 +351,9 @@ internal sealed class KafkaCluster : IAsyncDisposable
         if (t.ErrorCode != 0) throw KafkaException.FromCode((ErrorCode)t.ErrorCode, $"metadata for topic '{topic}'");
         var metadata = _topics[topic];
         if (metadata.Partitions.Count == 0) throw new KafkaException(ErrorCode.LeaderNotAvailable, $"topic '{topic}' has no partitions yet");
-        var leaderless = metadata.Partitions.FirstOrDefault(p => p.Leader < 0);
-        if (leaderless is not null)
-            throw new KafkaException(ErrorCode.LeaderNotAvailable, $"partition {topic}/{leaderless.Partition} has no leader" +
-                (leaderless.Error != ErrorCode.None ? $" ({KafkaErrors.Describe(leaderless.Error)})" : ""));
+        if (metadata.Partitions.All(p => p.Leader < 0))
+            throw new KafkaException(ErrorCode.LeaderNotAvailable, $"no partition of topic '{topic}' has a leader" +
+                (metadata.Partitions[0].Error != ErrorCode.None ? $" ({KafkaErrors.Describe(metadata.Partitions[0].Error)})" : ""));
         return metadata;
     }, _lifetime.Token);
 
@@ -368,7 +371,11 @@ internal sealed class KafkaCluster : IAsyncDisposable
         return leader >= 0 && !stale;
     }
 
-    /// <summary>The leader of a partition, refreshing metadata when needed.</summary>
+    /// <summary>
+    /// The leader of a partition, refreshing metadata when needed. A partition without a leader (offline, or electing)
+    /// has its metadata asked for again with back-off up to <see cref="KafkaClientOptions.Retries"/> times, then fails
+    /// with LEADER_NOT_AVAILABLE naming it; only callers of that partition wait.
+    /// </summary>
     public async ValueTask<int> GetLeaderAsync(TopicPartition tp, bool allowAutoCreate, CancellationToken cancellationToken)
     {
         if (TryGetLeader(tp, out int leader, out _)) return leader;
@@ -382,8 +389,23 @@ internal sealed class KafkaCluster : IAsyncDisposable
             partition = topic.Partitions.FirstOrDefault(p => p.Partition == tp.Partition)
                 ?? throw new KafkaException(ErrorCode.UnknownTopicOrPartition, $"partition {tp} does not exist (the topic has {topic.PartitionCount} partitions)", null, tp);
         }
+        for (int attempt = 0; partition.Leader < 0; attempt++)
+        {
+            if (attempt >= Options.Retries)
+                throw new KafkaException(ErrorCode.LeaderNotAvailable, $"partition {tp} has no leader" +
+                    (partition.Error != ErrorCode.None ? $" ({KafkaErrors.Describe(partition.Error)})" : "") +
+                    (partition.OfflineReplicas.Count > 0 ? $"; offline replicas: {string.Join(",", partition.OfflineReplicas)}" : ""), null, tp);
+            await Task.Delay(Backoff(attempt), cancellationToken).ConfigureAwait(false);
+            InvalidateTopic(tp.Topic);
+            topic = await GetTopicAsync(tp.Topic, allowAutoCreate, cancellationToken).ConfigureAwait(false);
+            partition = topic.Partitions.FirstOrDefault(p => p.Partition == tp.Partition) ?? partition;
+        }
         return partition.Leader;
     }
+
+    /// <summary>Whether the cached metadata says <paramref name="tp"/> exists but has no leader (an offline partition).</summary>
+    public bool IsKnownLeaderless(TopicPartition tp) =>
+        TryGetCachedTopic(tp.Topic) is { } t && t.Partitions.FirstOrDefault(p => p.Partition == tp.Partition) is { Leader: < 0 };
 
     /// <summary>Groups partitions by their leader.</summary>
     public async Task<Dictionary<int, List<TopicPartition>>> GroupByLeaderAsync(IEnumerable<TopicPartition> partitions, CancellationToken cancellationToken)

@@ -28,20 +28,23 @@ internal static class PartitionRequests
         {
             bool last = attempt >= cluster.Options.Retries;
             var byLeader = new Dictionary<int, List<TopicPartition>>();
-            foreach (var tp in remaining.ToList())
+            // Leaders are looked up together: a leaderless partition waiting out its retries holds up only itself.
+            var lookups = remaining.Select(async tp =>
             {
-                try
-                {
-                    int leader = await cluster.GetLeaderAsync(tp, allowAutoCreate: false, cancellationToken).ConfigureAwait(false);
-                    if (!byLeader.TryGetValue(leader, out var list)) byLeader[leader] = list = [];
-                    list.Add(tp);
-                }
-                catch (KafkaException e)
+                try { return (tp, Leader: await cluster.GetLeaderAsync(tp, allowAutoCreate: false, cancellationToken).ConfigureAwait(false), Error: (KafkaException?)null); }
+                catch (KafkaException e) { return (tp, Leader: -1, Error: e); }
+            }).ToList();
+            foreach (var (tp, leader, error) in await Task.WhenAll(lookups).ConfigureAwait(false))
+            {
+                if (error is not null)
                 {
                     // The metadata lookup has already retried on its own.
-                    failures[tp] = WithPartition(e, tp, operation);
+                    failures[tp] = WithPartition(error, tp, operation);
                     remaining.Remove(tp);
+                    continue;
                 }
+                if (!byLeader.TryGetValue(leader, out var list)) byLeader[leader] = list = [];
+                list.Add(tp);
             }
             var sends = byLeader.Select(async g =>
             {

@@ -16,11 +16,11 @@ internal sealed class GappedDataDirectory : IDisposable
 {
     public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "cairn-gapped-" + Guid.NewGuid().ToString("N"));
 
-    public static async Task<GappedDataDirectory> CreateAsync()
+    public static async Task<GappedDataDirectory> CreateAsync(int partitions = 2)
     {
         var d = new GappedDataDirectory();
         await using var m = await LogManager.OpenAsync(new StorageOptions { DataDirectory = d.Path, RunBackgroundTasks = false });
-        foreach (var p in m.CreateTopic("t", 2).Topic!.Partitions)
+        foreach (var p in m.CreateTopic("t", partitions).Topic!.Partitions)
             for (int s = 0; s < 4; s++)
             {
                 for (int i = 0; i < 3; i++) Assert.True(p.Append(TestBatch.Simple(10, valueSize: 32)).Succeeded);
