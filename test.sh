@@ -150,6 +150,7 @@ passed=0
 failed=0
 skipped=0
 status=0
+failed_names=""
 
 run_tests() {
   local project="$1"; shift
@@ -187,6 +188,11 @@ run_tests() {
   skipped=$((skipped + ${n:-0}))
   echo "test.sh: $name: passed ${p:-0}, failed $(( ${f:-0} + ${e:-0} + ${t:-0} + ${a:-0} )), skipped ${n:-0} (dotnet test exit code $rc)"
   if [ "$rc" -ne 0 ]; then status=1; fi
+  # Name what failed once more at the end of the output: CI shows only the tail of a long log.
+  local names
+  names="$(grep -o '<UnitTestResult [^>]*outcome="\(Failed\|Error\|Timeout\|Aborted\)"[^>]*>' "$trx" \
+    | sed -n 's/.* testName="\([^"]*\)".*/\1/p')" || names=""
+  if [ -n "$names" ]; then failed_names+="$(printf '%s\n' "$names" | sed "s/^/  $name: /")"$'\n'; fi
 }
 
 run_tests tests/Cairn.Tests
@@ -196,6 +202,10 @@ run_tests tests/Cairn.Interop.Tests --blame-hang --blame-hang-timeout 10m --blam
 if [ "$failed" -gt 0 ]; then status=1; fi
 
 echo
+if [ -n "$failed_names" ]; then
+  echo "test.sh: failed tests:"
+  printf '%s' "$failed_names"
+fi
 if [ "$skipped" -gt 0 ]; then
   echo "$passed passed, $failed failed, $skipped skipped"
 else
