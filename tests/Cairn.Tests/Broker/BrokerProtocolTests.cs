@@ -129,12 +129,12 @@ public sealed class BrokerProtocolTests : IAsyncLifetime
     {
         await ProduceAsync("wake", 0, Batches.Build(1));
         var watch = Stopwatch.StartNew();
-        var pending = _client.SendAsync<FetchRequest, FetchResponse>(FetchOf("wake", 0, 1, maxWaitMs: 20_000, minBytes: 1), 11);
+        var pending = _client.SendAsync<FetchRequest, FetchResponse>(FetchOf("wake", 0, 1, maxWaitMs: 60_000, minBytes: 1), 11, TimeSpan.FromSeconds(90));
         await Task.Delay(200);
         Assert.False(pending.IsCompleted);
         await ProduceFromAnotherConnectionAsync("wake", 0, Batches.Build(1, "late"));
         var response = await pending;
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), "the fetch waited for max_wait instead of waking on the append");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), "the fetch waited for max_wait instead of waking on the append"); // max_wait is 60 s
         Assert.Equal("late0", System.Text.Encoding.UTF8.GetString(Batches.ReadAll(response.Responses[0].Partitions[0].Records)[0].Value!.Value.Span));
     }
 
@@ -154,12 +154,12 @@ public sealed class BrokerProtocolTests : IAsyncLifetime
         await ProduceAsync("pair", 0, Batches.Build(2));
         await ProduceAsync("pair", 1, Batches.Build(1));
         var watch = Stopwatch.StartNew();
-        var pending = _client.SendAsync<FetchRequest, FetchResponse>(FetchOfBoth("pair", 2, 1, maxWaitMs: 20_000, minBytes: 1), 11);
+        var pending = _client.SendAsync<FetchRequest, FetchResponse>(FetchOfBoth("pair", 2, 1, maxWaitMs: 60_000, minBytes: 1), 11, TimeSpan.FromSeconds(90));
         await Task.Delay(200);
         Assert.False(pending.IsCompleted);
         await ProduceFromAnotherConnectionAsync("pair", 1, Batches.Build(1, "second"));
-        var response = await pending.WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), "the fetch waited for max_wait instead of waking on the append");
+        var response = await pending.WaitAsync(TimeSpan.FromSeconds(90));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), "the fetch waited for max_wait instead of waking on the append"); // max_wait is 60 s
         var partitions = response.Responses.Single().Partitions;
         Assert.Equal(0, partitions.Single(p => p.PartitionIndex == 0).Records!.Length);
         var second = partitions.Single(p => p.PartitionIndex == 1);
