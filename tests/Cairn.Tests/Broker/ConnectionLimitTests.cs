@@ -76,7 +76,7 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
         });
         int pid = broker.Pid!.Value;
         // Output lines arrive asynchronously: wait (bounded) for the start-up line.
-        for (var clock = Stopwatch.StartNew(); !broker.Tail(400).Contains("limits: max.connections", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(10);)
+        for (var clock = Stopwatch.StartNew(); !broker.Tail(400).Contains("limits: max.connections", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(60);)
             await Task.Delay(100);
         Assert.Contains("max.connections 512 (half the open file limit)", broker.Tail(400), StringComparison.Ordinal);
         Assert.Contains("open file limit: soft 1024, hard 1024", broker.Tail(400), StringComparison.Ordinal);

@@ -45,7 +45,7 @@ public sealed class OffsetStoreCrashTests
         var path = Path.Combine(broker.DataDir, SqliteGroupStore.DefaultFileName + SqliteWriteRecord.Suffix);
         var clock = Stopwatch.StartNew();
         long seen = -1;
-        while (clock.Elapsed < TimeSpan.FromSeconds(20))
+        while (clock.Elapsed < TimeSpan.FromSeconds(60)) // bounds the wait; a loaded machine may refresh late
         {
             try
             {

@@ -126,7 +126,7 @@ public sealed class ConnectionTests : ClientTestBase
         Assert.Equal(ErrorCode.NetworkException, e.Error);
         Assert.True(e.IsRetriable);
         Assert.Contains($"127.0.0.1:{port}", e.Message);
-        Assert.InRange(sw.ElapsedMilliseconds, 0, 5000);
+        Assert.InRange(sw.ElapsedMilliseconds, 0, 15_000); // refused at once, not waiting out the 30 s request timeout
     }
 
     [Fact]
@@ -150,7 +150,7 @@ public sealed class ConnectionTests : ClientTestBase
             var sw = Stopwatch.StartNew();
             var e = await Assert.ThrowsAsync<KafkaException>(() => admin.ListTopicsAsync());
             Assert.Equal(ErrorCode.RequestTimedOut, e.Error);
-            Assert.InRange(sw.ElapsedMilliseconds, 250, 5000);
+            Assert.InRange(sw.ElapsedMilliseconds, 250, 15_000); // two 300 ms timeouts; generous for a loaded box
             // A new connection for the retry. The kernel completes a connect before the accept loop runs, so the
             // second connection may still be on its way to the list: wait for it (bounded), then check there is no third.
             for (var clock = Stopwatch.StartNew(); accepted.Count < 2 && clock.Elapsed < TimeSpan.FromSeconds(30);) await Task.Delay(20);
