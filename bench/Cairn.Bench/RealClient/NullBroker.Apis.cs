@@ -14,24 +14,23 @@ internal sealed partial class NullBroker
     private const string ClusterId = "cairn-null-broker";
 
     /// <summary>
-    /// Exactly what is implemented, in versions covering what librdkafka 2.0.2 sends (and a little above, where the
-    /// codec and the semantics here are the same). Produce starts at v3 and Fetch at v4: only v2 record batches.
-    /// ListOffsets stops at v6 (v7 adds the max-timestamp query, which needs stored timestamps); Metadata at v9
-    /// and Fetch at v12 (later versions address topics by id).
+    /// Exactly what is implemented, up to the versions librdkafka 2.0.2 (Confluent.Kafka 1.9.3) sends, so every advertised
+    /// version is one the real client exercises (seen with debug=protocol in null-broker-selfcheck). Produce starts at v3
+    /// and Fetch at v4: only v2 record batches are accepted and replayed.
     /// </summary>
     private static readonly Dictionary<ApiKey, VersionRange> Supported = new()
     {
-        [ApiKey.Produce] = new(3, 9),
-        [ApiKey.Fetch] = new(4, 12),
-        [ApiKey.ListOffsets] = new(1, 6),
-        [ApiKey.Metadata] = new(0, 9),
-        [ApiKey.OffsetCommit] = new(0, 8),
+        [ApiKey.Produce] = new(3, 7),
+        [ApiKey.Fetch] = new(4, 11),
+        [ApiKey.ListOffsets] = new(1, 2),
+        [ApiKey.Metadata] = new(0, 4),
+        [ApiKey.OffsetCommit] = new(0, 7),
         [ApiKey.OffsetFetch] = new(0, 7),
-        [ApiKey.FindCoordinator] = new(0, 3),
-        [ApiKey.JoinGroup] = new(0, 7),
-        [ApiKey.Heartbeat] = new(0, 4),
-        [ApiKey.LeaveGroup] = new(0, 4),
-        [ApiKey.SyncGroup] = new(0, 5),
+        [ApiKey.FindCoordinator] = new(0, 2),
+        [ApiKey.JoinGroup] = new(0, 5),
+        [ApiKey.Heartbeat] = new(0, 3),
+        [ApiKey.LeaveGroup] = new(0, 1),
+        [ApiKey.SyncGroup] = new(0, 3),
         [ApiKey.ApiVersions] = new(0, 3),
         [ApiKey.CreateTopics] = new(0, 4),
         [ApiKey.InitProducerId] = new(0, 4),

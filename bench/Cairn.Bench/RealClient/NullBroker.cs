@@ -21,6 +21,8 @@ internal sealed record NullBrokerOptions
     public ReadOnlyMemory<byte> FetchBatch { get; init; }
     /// <summary>How long a group waits for more joins after the last new member joined before it completes a rebalance.</summary>
     public TimeSpan JoinWindow { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>Port to listen on (127.0.0.1 only); 0 picks a free one.</summary>
+    public int Port { get; init; }
 }
 
 /// <summary>
@@ -62,7 +64,7 @@ internal sealed partial class NullBroker : IAsyncDisposable
         if (options.SinkFile is not null)
             _sink = new FileStream(options.SinkFile, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0, FileOptions.None);
         _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, options.Port));
         _listener.Listen(512);
         _port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
         BootstrapServers = $"127.0.0.1:{_port}";
