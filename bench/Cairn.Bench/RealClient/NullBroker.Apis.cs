@@ -71,15 +71,7 @@ internal sealed partial class NullBroker
                 break;
             case ApiKey.Fetch:
                 var fetch = MessageSerializer.Read<FetchRequest>(reader, v);
-                var fetched = BuildFetchResponse(fetch, out bool any);
-                if (!any && fetch.MaxWaitMs > 0 && fetch.MinBytes > 0 && _replayBatch is null)
-                {
-                    // Nothing to replay yet: wait (like Kafka's purgatory) for a produce or max_wait_ms, answering earlier requests first.
-                    await connection.FlushAsync(ct);
-                    await WaitForProduceAsync(TimeSpan.FromMilliseconds(fetch.MaxWaitMs), ct);
-                    fetched = BuildFetchResponse(fetch, out _);
-                }
-                WriteResponse(connection, header, fetched, v);
+                WriteResponse(connection, header, await FetchAsync(connection, fetch, ct), v);
                 break;
             case ApiKey.Metadata:
                 WriteResponse(connection, header, HandleMetadata(MessageSerializer.Read<MetadataRequest>(reader, v), v), v);

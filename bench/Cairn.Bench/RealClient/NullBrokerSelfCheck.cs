@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Confluent.Kafka;
+using Cairn.Protocol.Records;
 using Confluent.Kafka.Admin;
 
 namespace Cairn.Bench.RealClient;
@@ -10,7 +11,8 @@ namespace Cairn.Bench.RealClient;
 /// Drives a <see cref="NullBroker"/> with the real client (Confluent.Kafka over the system librdkafka): topic
 /// creation, three producer runs (acks=1, acks=all, acks=all with idempotence) whose every delivery must succeed
 /// with consecutive offsets, watermarks, then a 2-member consumer group over 4 partitions that must split the
-/// partitions, read at least N whole records in offset order, and commit. Any failed check makes it FAIL.
+/// partitions, read at least N whole records in offset order, and commit; finally a consumer reads a partition nothing
+/// was produced to, which replays the options' FetchBatch. Any failed check makes it FAIL.
 /// </summary>
 internal static class NullBrokerSelfCheck
 {
@@ -34,7 +36,7 @@ internal static class NullBrokerSelfCheck
         }
         Console.WriteLine($"librdkafka {SystemLibrdkafka.EnsureLoaded()}");
         var failures = new List<string>();
-        await using (var broker = NullBroker.Start(new NullBrokerOptions()))
+        await using (var broker = NullBroker.Start(new NullBrokerOptions { FetchBatch = ReplayBatch() }))
         {
             try
             {
@@ -79,6 +81,47 @@ internal static class NullBrokerSelfCheck
         }
 
         Consume(broker, records, debug, next, failures);
+        broker.AddTopic(ReplayTopic, 1);
+        ConsumeReplay(broker, records, debug, failures);
+    }
+
+    private const string ReplayTopic = "null-broker-selfcheck-replay";
+    private const int ReplayBatchRecords = 100;
+
+    /// <summary>The options' FetchBatch: 100 records of 1 KiB, each value filled with its index.</summary>
+    private static byte[] ReplayBatch()
+    {
+        using var builder = new RecordBatchBuilder();
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        for (int i = 0; i < ReplayBatchRecords; i++)
+        {
+            var value = new byte[RecordBytes];
+            value.AsSpan().Fill((byte)i);
+            builder.Append(now, key: null, value);
+        }
+        return builder.Build();
+    }
+
+    /// <summary>A partition nothing was produced to replays FetchBatch: a consumer (no group) reads N records from offset 0, in order.</summary>
+    private static void ConsumeReplay(NullBroker broker, int records, string? debug, List<string> failures)
+    {
+        var config = new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "null-broker-selfcheck-replay", EnableAutoCommit = false, Debug = debug };
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(config).Build();
+        consumer.Assign(new TopicPartitionOffset(ReplayTopic, 0, 0));
+        var deadline = Stopwatch.StartNew();
+        long read = 0, wrong = 0;
+        while (read < records && deadline.Elapsed < Deadline)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(100));
+            if (result is null || result.IsPartitionEOF) continue;
+            var value = result.Message.Value;
+            if (result.Offset.Value != read || value.Length != RecordBytes || value[0] != (byte)(read % ReplayBatchRecords) || value[^1] != value[0]) wrong++;
+            read++;
+        }
+        consumer.Close();
+        if (read < records) failures.Add($"replay: read {read} of {records} records within {Deadline.TotalSeconds} s");
+        if (wrong > 0) failures.Add($"replay: {wrong} records were not the FetchBatch's records at the expected offsets");
+        Console.WriteLine($"replay: {read} records of FetchBatch read from {ReplayTopic}");
     }
 
     /// <summary>Every delivery must succeed; each partition's offsets continue exactly where the previous run ended, in produce order.</summary>
