@@ -152,8 +152,9 @@ internal sealed partial class NullBroker : IAsyncDisposable
     /// <summary>One client connection: frames are read whole into one buffer and answered in order.</summary>
     private sealed class Connection(Socket socket) : IDisposable
     {
-        private byte[] _buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
-        private readonly KafkaWriter _out = new(64 * 1024);
+        // Small to start (idle connections stay cheap); both grow to the largest frame the connection carries.
+        private byte[] _buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        private readonly KafkaWriter _out = new(4 * 1024);
         private int _start, _end;
 
         public KafkaWriter Output => _out;

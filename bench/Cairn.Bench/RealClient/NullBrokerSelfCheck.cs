@@ -49,6 +49,14 @@ internal static class NullBrokerSelfCheck
             if (broker.Error is { } error) failures.Add($"the null broker closed a connection: {error.GetType().Name}: {error.Message}");
             Console.WriteLine($"null broker: {broker.ProducedBatches} batches / {broker.ProducedBytes} bytes produced, {broker.FetchedBytes} bytes fetched");
         }
+        try
+        {
+            await CheckSinkAsync(records, debug, failures);
+        }
+        catch (Exception e)
+        {
+            failures.Add($"sink: {e.GetType().Name}: {e.Message}");
+        }
         foreach (var failure in failures) Console.WriteLine($"  failed: {failure}");
         Console.WriteLine(failures.Count == 0 ? "PASS" : "FAIL");
         return failures.Count == 0 ? 0 : 1;
@@ -83,6 +91,28 @@ internal static class NullBrokerSelfCheck
         Consume(broker, records, debug, next, failures);
         broker.AddTopic(ReplayTopic, 1);
         ConsumeReplay(broker, records, debug, failures);
+    }
+
+    /// <summary>With a sink file and fsync on ack, the file holds exactly the acknowledged batches.</summary>
+    private static async Task CheckSinkAsync(int records, string? debug, List<string> failures)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"null-broker-sink-{Environment.ProcessId}.bin");
+        try
+        {
+            await using var broker = NullBroker.Start(new NullBrokerOptions { SinkFile = path, FsyncOnAck = true });
+            broker.AddTopic(Topic, Partitions);
+            var next = new long[Partitions];
+            var watch = Stopwatch.StartNew();
+            Produce(broker, records, Acks.All, idempotent: false, debug, next, failures, "sink acks=all fsync");
+            long length = new FileInfo(path).Length;
+            Console.WriteLine($"sink acks=all fsync: {records} records delivered in {watch.Elapsed.TotalSeconds:F2} s, {length} bytes in the sink file");
+            if (length != broker.ProducedBytes || length < (long)records * RecordBytes)
+                failures.Add($"sink: the file holds {length} bytes, {broker.ProducedBytes} were acknowledged for {records} records");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     private const string ReplayTopic = "null-broker-selfcheck-replay";
