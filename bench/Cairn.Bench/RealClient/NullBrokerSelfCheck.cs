@@ -20,6 +20,7 @@ internal static class NullBrokerSelfCheck
     private const int Partitions = 4;
     private const string Topic = "null-broker-selfcheck";
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan LateJoin = TimeSpan.FromSeconds(2);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -235,6 +236,8 @@ internal static class NullBrokerSelfCheck
                 .SetPartitionsRevokedHandler((_, _) => { lock (assignments) assignments[member] = []; })
                 .SetErrorHandler((_, e) => { if (e.IsFatal) problems.Enqueue($"member {member}: {e}"); })
                 .Build();
+            // The second member joins a group that is already stable, so the first learns of the rebalance by heartbeat and rejoins.
+            if (member == 1) Thread.Sleep(LateJoin);
             consumer.Subscribe(Topic);
             while (!done.IsCancellationRequested)
             {
