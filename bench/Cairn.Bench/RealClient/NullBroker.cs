@@ -11,8 +11,13 @@ namespace Cairn.Bench.RealClient;
 
 internal sealed record NullBrokerOptions
 {
-    /// <summary>Partitions of a topic created without a count (CreateTopics with num_partitions -1).</summary>
+    /// <summary>Partitions of a topic created without a count: CreateTopics with num_partitions -1, or auto-creation.</summary>
     public int DefaultPartitions { get; init; } = 1;
+    /// <summary>
+    /// Kafka's auto.create.topics.enable: Metadata for an unknown topic creates it (when the request allows it, v4+).
+    /// Off by default: unknown topics answer UNKNOWN_TOPIC_OR_PARTITION until AddTopic or CreateTopics makes them.
+    /// </summary>
+    public bool AutoCreateTopics { get; init; }
     /// <summary>When set, every Produce appends its records bytes to this file (FileStream, no buffering) before acking.</summary>
     public string? SinkFile { get; init; }
     /// <summary>With <see cref="SinkFile"/>: fsync (Flush(true)) before each acknowledgement (baseline for acks=all + log.flush.on.ack).</summary>

@@ -94,14 +94,14 @@ internal static class NullBrokerSelfCheck
         ConsumeReplay(broker, records, debug, failures);
     }
 
-    /// <summary>With a sink file and fsync on ack, the file holds exactly the acknowledged batches.</summary>
+    /// <summary>With a sink file and fsync on ack, the file holds exactly the acknowledged batches (topic auto-created).</summary>
     private static async Task CheckSinkAsync(int records, string? debug, List<string> failures)
     {
         string path = Path.Combine(Path.GetTempPath(), $"null-broker-sink-{Environment.ProcessId}.bin");
         try
         {
-            await using var broker = NullBroker.Start(new NullBrokerOptions { SinkFile = path, FsyncOnAck = true });
-            broker.AddTopic(Topic, Partitions);
+            // The topic is auto-created by the producer's Metadata request, with DefaultPartitions partitions.
+            await using var broker = NullBroker.Start(new NullBrokerOptions { SinkFile = path, FsyncOnAck = true, AutoCreateTopics = true, DefaultPartitions = Partitions });
             var next = new long[Partitions];
             var watch = Stopwatch.StartNew();
             Produce(broker, records, Acks.All, idempotent: false, debug, next, failures, "sink acks=all fsync");
