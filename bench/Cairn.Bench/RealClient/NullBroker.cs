@@ -168,7 +168,7 @@ internal sealed partial class NullBroker : IAsyncDisposable
         {
             while (true)
             {
-                // Answer what was handled so far before blocking on the socket (and at most every FlushThreshold bytes).
+                // FillAsync sends the responses written so far before it blocks on the socket; big batches go out at FlushThreshold.
                 if (_end - _start < 4 && !await FillAsync(4, ct)) return;
                 int size = BinaryPrimitives.ReadInt32BigEndian(_buffer.AsSpan(_start, 4));
                 if (size < 10 || size > MaxFrameBytes) throw new MalformedMessageException($"request frame size {size} is out of range");
