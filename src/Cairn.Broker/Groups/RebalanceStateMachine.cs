@@ -55,8 +55,10 @@ internal sealed class RebalanceStateMachine(GroupCoordinatorOptions options, Tim
         group.RebalanceTimer?.Change(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
     }
 
+    // A negative rebalance_timeout_ms (nothing in the protocol forbids one) means "do not wait", as in Kafka's DelayedJoin;
+    // a negative dueTime other than -1 ms would make Timer throw.
     private static TimeSpan RebalanceTimeout(ConsumerGroup group) =>
-        TimeSpan.FromMilliseconds(group.Members.Count == 0 ? 0 : group.Members.Values.Max(m => m.RebalanceTimeoutMs));
+        TimeSpan.FromMilliseconds(group.Members.Count == 0 ? 0 : Math.Max(0, group.Members.Values.Max(m => m.RebalanceTimeoutMs)));
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 

@@ -205,3 +205,30 @@ public sealed class RebalanceStateMachineTests
         Assert.Equal(GroupState.PreparingRebalance, State);
     }
 }
+
+/// <summary>With the system clock, whose timers reject a negative due time (the manual clock of the tests above does not).</summary>
+public sealed class RebalanceTimeoutClampTests
+{
+    [Fact]
+    public async Task A_negative_rebalance_timeout_completes_the_join_without_waiting_instead_of_throwing()
+    {
+        var machine = new RebalanceStateMachine(new GroupCoordinatorOptions { InitialRebalanceDelay = TimeSpan.FromSeconds(3) },
+            TimeProvider.System, NullLogger.Instance, _ => Task.CompletedTask);
+        var group = new ConsumerGroup("g") { ProtocolType = "consumer" };
+        Task<JoinGroupResult> waiting;
+        lock (group)
+        {
+            var member = new GroupMember("a", null)
+            {
+                IsNew = true, SessionTimeoutMs = 10_000, RebalanceTimeoutMs = -5, Protocols = [new MemberProtocol("range", [1])],
+            };
+            group.Members["a"] = member;
+            waiting = RebalanceStateMachine.AwaitJoin(member);
+            machine.PrepareRebalance(group, "test");
+            machine.TryCompleteJoin(group);
+        }
+        // Completes at once rather than after the 3 s initial delay; the bound only keeps a broken build from hanging.
+        var result = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal((1, "a"), (result.GenerationId, result.LeaderId));
+    }
+}
