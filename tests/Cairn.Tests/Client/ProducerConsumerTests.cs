@@ -320,9 +320,12 @@ public sealed class ProducerConsumerTests : ClientTestBase
     private async Task<(string Topic, DateTimeOffset T0)> TenRecordsAsync(string name)
     {
         var topic = await CreateTopicAsync(name);
-        var producer = Producer(new ProducerOptions { Linger = TimeSpan.FromMilliseconds(50) });
+        // A linger far longer than the ten calls take even on a loaded machine, ended by the flush: one batch.
+        var producer = Producer(new ProducerOptions { Linger = TimeSpan.FromMinutes(5) });
         var t0 = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
-        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => producer.ProduceAsync(topic, Message.FromStrings("k" + i, "v" + i, timestamp: t0.AddSeconds(i)))));
+        var sends = Enumerable.Range(0, 10).Select(i => producer.ProduceAsync(topic, Message.FromStrings("k" + i, "v" + i, timestamp: t0.AddSeconds(i)))).ToList();
+        await producer.FlushAsync();
+        await Task.WhenAll(sends);
         Assert.Single(await ReadBatchesAsync(topic)); // one batch: seeking into it must skip its first records
         return (topic, t0);
     }
