@@ -1,19 +1,15 @@
 using Cairn.Broker.Services;
-using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Protocol.Records;
 using Cairn.Protocol.Schema;
-using Cairn.Storage;
 
 namespace Cairn.Broker.Handlers;
 
 /// <summary>
 /// Produce: each partition's batches are appended as they arrived (only the base offset is written
-/// into them). With acks=-1 and log.flush.on.ack, the append returns only after the fsync that covers it:
-/// every partition of the request is appended first and their fsyncs are then awaited together, so a request
-/// for 16 partitions waits for about one fsync, not 16 in a row.
+/// into them). With acks=-1 and log.flush.on.ack, the append returns only after the fsync that covers it.
 /// </summary>
 internal sealed class ProduceHandler(ITopicCatalog topics) : ApiHandler<ProduceRequest, ProduceResponse>
 {
@@ -22,7 +18,6 @@ internal sealed class ProduceHandler(ITopicCatalog topics) : ApiHandler<ProduceR
     protected override async ValueTask<ProduceResponse?> HandleAsync(RequestContext context, ProduceRequest request, CancellationToken cancellationToken)
     {
         var response = new ProduceResponse();
-        List<(ProduceResponse.TopicProduceResponse.PartitionProduceResponse Result, ValueTask<AppendResult> Append)>? waiting = null;
         bool validAcks = request.Acks is 0 or 1 or -1;
         bool transactional = request.TransactionalId is not null;
         foreach (var topicData in request.TopicData)
@@ -54,42 +49,15 @@ internal sealed class ProduceHandler(ITopicCatalog topics) : ApiHandler<ProduceR
                 }
                 // The frame buffer belongs to this request: writing the assigned base offset into it is safe.
                 var batches = MemoryMarshal.AsMemory(records.Bytes);
-                // The append itself is synchronous; only a flush it waits for is left pending (acks=1 allocates nothing here).
-                var append = partition.AppendAsync(batches, acksAll: request.Acks == -1, cancellationToken);
-                if (append.IsCompletedSuccessfully) Fill(result, append.Result);
-                else (waiting ??= []).Add((result, append));
+                var appended = await partition.AppendAsync(batches, acksAll: request.Acks == -1, cancellationToken);
+                result.ErrorCode = (short)appended.Error;
+                result.ErrorMessage = appended.ErrorMessage;
+                result.BaseOffset = appended.BaseOffset;
+                result.LogAppendTimeMs = appended.LogAppendTime;
+                result.LogStartOffset = appended.LogStartOffset;
             }
         }
-        if (waiting is not null) await AwaitFlushesAsync(waiting);
         return request.Acks == 0 ? null : response;
-    }
-
-    /// <summary>Awaits every pending flush (none is left unobserved), then rethrows the first failure, if any.</summary>
-    private static async ValueTask AwaitFlushesAsync(
-        List<(ProduceResponse.TopicProduceResponse.PartitionProduceResponse Result, ValueTask<AppendResult> Append)> waiting)
-    {
-        ExceptionDispatchInfo? failure = null;
-        foreach (var (result, append) in waiting)
-        {
-            try
-            {
-                Fill(result, await append);
-            }
-            catch (Exception e)
-            {
-                failure ??= ExceptionDispatchInfo.Capture(e);
-            }
-        }
-        failure?.Throw();
-    }
-
-    private static void Fill(ProduceResponse.TopicProduceResponse.PartitionProduceResponse result, in AppendResult appended)
-    {
-        result.ErrorCode = (short)appended.Error;
-        result.ErrorMessage = appended.ErrorMessage;
-        result.BaseOffset = appended.BaseOffset;
-        result.LogAppendTimeMs = appended.LogAppendTime;
-        result.LogStartOffset = appended.LogStartOffset;
     }
 
     /// <summary>acks=0 takes no response, even to report a failure: the connection is closed instead, as in Kafka.</summary>
