@@ -37,6 +37,21 @@ if (args.Length > 0 && args[0] == "commits")
     return await new CommitBench(commitOptions).RunAsync(commitCancel.Token);
 }
 
+if (args.Length > 0 && args[0] == "footprint")
+{
+    FootprintOptions footprintOptions;
+    try { footprintOptions = FootprintOptions.Parse(args[1..]); }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"cairn-bench footprint: {e.Message}\n{FootprintOptions.Usage}");
+        return 2;
+    }
+    if (footprintOptions.Help) { Console.WriteLine(FootprintOptions.Usage); return 0; }
+    using var footprintCancel = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; footprintCancel.Cancel(); };
+    return await new FootprintBench(footprintOptions).RunAsync(footprintCancel.Token);
+}
+
 BenchOptions options;
 try
 {

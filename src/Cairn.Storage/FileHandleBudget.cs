@@ -71,24 +71,33 @@ internal sealed class FileHandleBudget(int limit)
         }
     }
 
-    /// <summary>Closes least recently used idle handles until the count is within the limit or every open handle is in use.</summary>
+    /// <summary>
+    /// Closes least recently used idle handles until the count is within the limit (less a slack of 1/16 of it) or every open
+    /// handle is in use. One scan picks all the victims: opening thousands of files in a row (every partition at start-up)
+    /// then costs a scan of the table every slack opens rather than at every open.
+    /// </summary>
     public void Trim()
     {
-        // Bounded: a victim may be leased between being chosen and being closed; then the next one is tried.
+        // Bounded: a victim may be leased between being chosen and being closed; then the next scan tries others.
         for (int attempts = 0; IsOver && attempts < 2 * Limit + 16; attempts++)
         {
-            SegmentFile? victim = null;
+            var victims = new PriorityQueue<SegmentFile, long>();
             lock (_lock)
             {
-                long oldest = long.MaxValue;
+                int want = _count - Limit + Limit / 16;
+                if (want <= 0) return;
+                // The oldest idle handles: a heap of at most `want`, the most recent of them on top (priority -LastUse).
                 for (int i = 0; i < _count; i++)
                 {
                     var f = _open[i]!;
-                    if (f.IsIdle && f.LastUse < oldest) { oldest = f.LastUse; victim = f; }
+                    if (!f.IsIdle) continue;
+                    if (victims.Count < want) victims.Enqueue(f, -f.LastUse);
+                    else if (victims.TryPeek(out _, out long newest) && f.LastUse < -newest) victims.DequeueEnqueue(f, -f.LastUse);
                 }
             }
-            if (victim is null) return; // all in use: the last lease to end trims again
-            if (victim.TryCloseIdle()) Interlocked.Increment(ref _evictions);
+            if (victims.Count == 0) return; // all in use: the last lease to end trims again
+            while (victims.TryDequeue(out var victim, out _))
+                if (victim.TryCloseIdle()) Interlocked.Increment(ref _evictions);
         }
     }
 }
@@ -111,6 +120,8 @@ internal sealed class SegmentFile
     private int _disposed;
     private int _dirty;
     private bool _unlinkOnDispose;
+    // Not opened yet (OpenLazily): its first open is not a reopen.
+    private bool _lazy;
 
     /// <summary>Environment.TickCount64 at the last lease (for choosing what to close).</summary>
     internal long LastUse;
@@ -134,6 +145,12 @@ internal sealed class SegmentFile
         budget.Added(file, reopened: false);
         return file;
     }
+
+    /// <summary>
+    /// Registers a file that exists without opening it: the first <see cref="Acquire"/> opens it (FileMode.Open). For files
+    /// that may never be used before they are closed (the index files of every partition's active segment at start-up).
+    /// </summary>
+    public static SegmentFile OpenLazily(FileHandleBudget budget, string path) => new(budget, path) { _lazy = true };
 
     public string Path => Volatile.Read(ref _path);
     public bool IsOpen => Volatile.Read(ref _handle) is not null;
@@ -176,6 +193,7 @@ internal sealed class SegmentFile
     private SafeFileHandle Reopen()
     {
         SafeFileHandle handle;
+        bool reopened;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(IsDisposed, this);
@@ -183,8 +201,10 @@ internal sealed class SegmentFile
             // FileMode.Open: a file that vanished is an error, never silently recreated empty.
             handle = OpenHandle(_path, FileMode.Open);
             Volatile.Write(ref _handle, handle);
+            reopened = !_lazy;
+            _lazy = false;
         }
-        _budget.Added(this, reopened: true);
+        _budget.Added(this, reopened);
         return handle;
     }
 

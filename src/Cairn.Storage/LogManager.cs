@@ -21,6 +21,7 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
     public const int MaxTopicNameLength = 249;
     internal const string TopicsDirectory = ".topics";
     internal const string LockFileName = ".lock";
+    private const int MaxShutdownThreads = 16;
 
     private readonly StorageOptions _options;
     private readonly ILoggerFactory _loggerFactory;
@@ -460,13 +461,20 @@ public sealed class LogManager : IAsyncDisposable, IDisposable
         {
             foreach (var topic in _topics.Values) partitions.AddRange(topic.Partitions);
         }
-        await Parallel.ForEachAsync(partitions, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _options.RecoveryThreads) },
-            (p, _) =>
+        // Closing is fsync-bound, not CPU-bound (markers and snapshots are written durably): more threads than CPUs let the
+        // file system batch their journal commits. One clean shutdown of 10,000 partitions took 80 s on 2 threads.
+        int threads = Math.Clamp(partitions.Count / 64, Math.Max(1, _options.RecoveryThreads), Math.Max(MaxShutdownThreads, _options.RecoveryThreads));
+        var queue = new ConcurrentQueue<PartitionLog>(partitions);
+        var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() =>
+        {
+            while (queue.TryDequeue(out var p))
             {
                 try { p.Close(); }
                 catch (Exception e) { _logger.LogError(e, "Closing {Partition} failed", p); }
-                return ValueTask.CompletedTask;
-            }).ConfigureAwait(false);
+            }
+        }) { IsBackground = true, Name = "cairn-log-close" }).ToList();
+        foreach (var w in workers) w.Start();
+        await Task.Run(() => { foreach (var w in workers) w.Join(); }).ConfigureAwait(false);
         _closer.Dispose();
         _lockFile?.Dispose();
         _stop.Dispose();

@@ -129,7 +129,8 @@ internal static class LogRecovery
             int batches = 0;
             for (int i = Math.Max(0, segments.Length - 2); i < segments.Length; i++)
                 segments[i].WalkHeaders(h => { batches++; producers.Replay(h); });
-            if (producers.Count > 0 || (!clean && !isNew))
+            // Not for a partition without batches in its last segments (most of them, with thousands of partitions).
+            if (producers.Count > 0 || (!clean && !isNew && batches > 0))
                 state.Logger.LogInformation("{Partition}: rebuilt producer state ({Producers} producers) from {Batches} batches",
                     state.Name, producers.Count, batches);
         }

@@ -163,15 +163,14 @@ internal sealed class LogSegment
             {
                 if (seg.EnsureOffsetIndex() is null || seg.EnsureTimeIndex() is null)
                     throw new InvalidOperationException("index not loaded");
-                seg._indexFile = SegmentFile.Open(files, seg.IndexPath, FileMode.OpenOrCreate);
-                seg._timeIndexFile = SegmentFile.Open(files, seg.TimeIndexPath, FileMode.OpenOrCreate);
                 seg._indexPersisted = seg._index!.Count;
                 seg._timeIndexPersisted = seg._timeIndex!.Count;
-                // Drop index bytes past what we loaded (e.g. a partial trailing entry).
-                using (var index = seg._indexFile.Acquire())
-                    RandomAccess.SetLength(index.Handle, (long)seg._indexPersisted * OffsetIndex.EntrySize);
-                using (var timeIndex = seg._timeIndexFile.Acquire())
-                    RandomAccess.SetLength(timeIndex.Handle, (long)seg._timeIndexPersisted * TimeIndex.EntrySize);
+                // The index files exist now (the quick check found them, or recovery wrote them). They are opened on the
+                // first index entry appended: at start-up with thousands of partitions most never are, and two opens per
+                // partition would only churn the file budget. Index bytes past what was loaded (a partial trailing entry)
+                // are dropped now.
+                seg._indexFile = OpenIndexFile(files, seg.IndexPath, (long)seg._indexPersisted * OffsetIndex.EntrySize);
+                seg._timeIndexFile = OpenIndexFile(files, seg.TimeIndexPath, (long)seg._timeIndexPersisted * TimeIndex.EntrySize);
                 if (seg._size > 0) seg._rollBaseTimeMs = FirstBatchTimestampOr(log, nowMs);
             }
             return seg;
@@ -181,6 +180,24 @@ internal sealed class LogSegment
             seg.CloseHandles();
             throw;
         }
+    }
+
+    private static SegmentFile OpenIndexFile(FileHandleBudget files, string path, long length)
+    {
+        var info = new FileInfo(path);
+        if (info.Exists && info.Length == length) return SegmentFile.OpenLazily(files, path);
+        var file = SegmentFile.Open(files, path, FileMode.OpenOrCreate);
+        try
+        {
+            using var lease = file.Acquire();
+            RandomAccess.SetLength(lease.Handle, length);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+        return file;
     }
 
     private OpenOutcome Recover(SafeFileHandle log, bool verifyCrc, int indexInterval, string reason)

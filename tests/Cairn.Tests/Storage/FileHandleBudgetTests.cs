@@ -292,6 +292,38 @@ public sealed class FileHandleBudgetTests : IDisposable
         Assert.Equal(0, budget.OpenCount);
     }
 
+    [Fact]
+    public void Trim_closes_the_least_recently_used_handles_down_to_the_limit_less_a_slack()
+    {
+        var budget = new FileHandleBudget(32);
+        var paths = Enumerable.Range(0, 100).Select(i => _dir.Sub($"g{i}")).ToArray();
+        foreach (var path in paths) File.WriteAllBytes(path, [1]);
+        var files = new List<SegmentFile>();
+        foreach (var path in paths)
+        {
+            files.Add(SegmentFile.Open(budget, path, FileMode.Open));
+            Assert.InRange(budget.OpenCount, 1, 32);
+        }
+        // Evicted in batches of at most 1/16 of the limit past it: never fewer open than the limit less that slack.
+        Assert.InRange(budget.OpenCount, 30, 32);
+        Assert.Equal(files.Count(f => f.IsOpen), budget.OpenCount);
+
+        // A file registered without opening it opens on first use; that is not a reopen. A closed one reopening is.
+        var lazyPath = _dir.Sub("lazy");
+        File.WriteAllBytes(lazyPath, [7]);
+        var lazy = SegmentFile.OpenLazily(budget, lazyPath);
+        Assert.False(lazy.IsOpen);
+        long reopens = budget.Reopens;
+        using (var l = lazy.Acquire()) Assert.Equal(7, Read1(l));
+        Assert.Equal(reopens, budget.Reopens);
+        var closed = files.First(f => !f.IsOpen);
+        using (var l = closed.Acquire()) Assert.Equal(1, Read1(l));
+        Assert.Equal(reopens + 1, budget.Reopens);
+        lazy.Dispose();
+        foreach (var f in files) f.Dispose();
+        Assert.Equal(0, budget.OpenCount);
+    }
+
     private static byte Read1(FileLease lease)
     {
         Span<byte> b = stackalloc byte[1];

@@ -195,6 +195,62 @@ public sealed class RecoveryTests : IDisposable
         log.Close();
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Reopened_active_segment_writes_its_new_index_entries_as_a_rebuild_would(bool cleanShutdown)
+    {
+        // The active segment's index files are opened only on the first entry appended after a restart. (No time-based
+        // roll: the test batches' timestamps are far in the past.)
+        var cfg = LogConfig.Default with { SegmentBytes = 1 << 20, IndexIntervalBytes = 100, SegmentMs = long.MaxValue };
+        var log = Open(cfg);
+        Fill(log, 20);
+        if (cleanShutdown) log.Close(); else log.SimulateCrash();
+        log = Open(cfg);
+        Fill(log, 20);
+        Assert.Equal(1, log.SegmentCount);
+        log.Close();
+        var index = File.ReadAllBytes(SegmentFile(Dir, 0, ".index"));
+        Assert.True(new FileInfo(SegmentFile(Dir, 0, ".timeindex")).Length > 0);
+        Assert.True(index.Length >= 8 * 30, $"index of 40 batches has {index.Length} bytes");
+
+        File.Delete(SegmentFile(Dir, 0, ".index"));
+        File.Delete(SegmentFile(Dir, 0, ".timeindex"));
+        log = Open(cfg); // rebuilt from the batches
+        log.Close();
+        Assert.Equal(index, File.ReadAllBytes(SegmentFile(Dir, 0, ".index")));
+        // Batch i has records at 1000 + 10i and 1001 + 10i (i counts again from 0 in the second Fill).
+        log = Open(cfg);
+        Assert.Equal(new OffsetAndTimestamp(2 * 15, 1150), log.FindOffsetByTimestamp(1145));
+        log.Close();
+        log = Open(cfg);
+        AssertContiguous(log, 0, 80);
+        log.Close();
+    }
+
+    [Fact]
+    public void Torn_active_segment_after_a_crash_is_cut_with_many_closed_segments_before_it()
+    {
+        var cfg = LogConfig.Default with { SegmentBytes = 1000, IndexIntervalBytes = 100 };
+        var log = Open(cfg);
+        Fill(log, 80);
+        var bases = log.SegmentBaseOffsets;
+        Assert.True(bases.Count >= 5);
+        long end = log.HighWatermark;
+        log.SimulateCrash();
+        var active = SegmentFile(Dir, bases[^1], ".log");
+        long size = new FileInfo(active).Length;
+        Assert.True(size > 10);
+        using (var f = File.OpenHandle(active, FileMode.Open, FileAccess.ReadWrite)) RandomAccess.SetLength(f, size - 5);
+
+        log = Open(cfg);
+        Assert.Equal(end - 2, log.HighWatermark); // the torn last batch (two records) is gone
+        Assert.Equal(bases, log.SegmentBaseOffsets);
+        AssertContiguous(log, 0, end - 2);
+        Assert.Equal(end - 2, log.Append(TestBatch.Simple(1)).BaseOffset);
+        log.Close();
+    }
+
     [Fact]
     public void Index_damaged_in_the_middle_is_rebuilt_when_first_used()
     {
