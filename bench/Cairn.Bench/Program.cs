@@ -4,6 +4,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using System.Text;
 using Cairn.Bench;
+using Cairn.Bench.RealClient;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Testing;
@@ -34,6 +35,29 @@ if (args.Length > 0 && args[0] == "commits")
     return await new CommitBench(commitOptions).RunAsync(commitCancel.Token);
 }
 
+if (args.Contains("--client"))
+{
+    RealClientOptions clientOptions;
+    try
+    {
+        clientOptions = RealClientOptions.Parse(args);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"cairn-bench --client: {e.Message}");
+        Console.Error.WriteLine(RealClientOptions.Usage);
+        return 2;
+    }
+    if (clientOptions.Help)
+    {
+        Console.WriteLine(RealClientOptions.Usage);
+        return 0;
+    }
+    using var clientCancel = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; clientCancel.Cancel(); };
+    return await new RealClientBench(clientOptions).RunAsync(clientCancel.Token);
+}
+
 BenchOptions options;
 try
 {
@@ -62,6 +86,7 @@ namespace Cairn.Bench
         public const string Usage = """
             usage: dotnet run -c Release --project bench/Cairn.Bench -- [--bootstrap 127.0.0.1:9092 | --start-broker] [options]
                    dotnet run -c Release --project bench/Cairn.Bench -- commits [options]   (OffsetCommit benchmark; commits --help)
+                   dotnet run -c Release --project bench/Cairn.Bench -- --client librdkafka [options]   (real client; --client librdkafka --help)
               --bootstrap HOST:PORT   broker to measure (loopback only; default 127.0.0.1:9092)
               --start-broker          start `cairn serve` on a free 127.0.0.1 port (no admin HTTP server) with
                                       --set log.flush.on.ack=true and a temporary data dir, stop it (SIGTERM) at the end
@@ -460,7 +485,7 @@ namespace Cairn.Bench
         /// <summary>
         /// Before every phase: sync(2) so no phase pays for the previous one's dirty pages being written back, then a short pause.
         /// </summary>
-        private static async Task SettleAsync()
+        internal static async Task SettleAsync()
         {
             try { await Task.Run(LibcSync); } catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
             await Task.Delay(200);
