@@ -12,6 +12,9 @@ using Cairn.Testing;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
+if (args.Length > 0 && args[0] is "null-broker" or "null-broker-selfcheck")
+    return await Cairn.Bench.RealClient.NullBrokerCommands.RunAsync(args);
+
 if (args.Length > 0 && args[0] == "commits")
 {
     CommitBenchOptions commitOptions;
