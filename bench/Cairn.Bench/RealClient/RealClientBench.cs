@@ -110,8 +110,8 @@ internal sealed class RealClientBench(RealClientOptions options)
                 }
                 double rate = Math.Max(100, max.RecordsPerSecond / 2);
                 rates[acks] = rate;
-                string config = $"acks={acks}, {SizeLabel(size0)}, 1 partition, 1 producer, linger.ms {options.LatencyLingerMs}";
-                var spec = new ProduceSpec("", 1, 1, size0, ToAcks(acks), options.LatencyLingerMs, options.Duration, options.MaxRecords, rate, MeasureLatency: true);
+                string config = $"acks={acks}, {SizeLabel(size0)}, 1 partition, 1 producer, linger.ms {options.LatencyLingerMs(acks)}";
+                var spec = new ProduceSpec("", 1, 1, size0, ToAcks(acks), options.LatencyLingerMs(acks), options.Duration, options.MaxRecords, rate, MeasureLatency: true);
                 await Phase("latency", config, Baseline, () => OnNullAsync(acks == "all", 1, null, spec), rate);
                 string topic = await CreateTopicAsync($"lat-acks{acks}", 1);
                 kept.Add(topic);
@@ -137,8 +137,8 @@ internal sealed class RealClientBench(RealClientOptions options)
             if (options.IdleConnections > 0 && rates.TryGetValue(acksC, out var idleRate))
             {
                 string config = $"acks={acksC}, {SizeLabel(size0)}, 16 partitions, 10 producers at {idleRate:#,0} records/s, " +
-                                $"linger.ms {options.LatencyLingerMs}: {options.IdleConnections:#,0} idle connections vs none";
-                var spec = new ProduceSpec(await CreateTopicAsync("idle", 16), 16, 10, size0, ToAcks(acksC), options.LatencyLingerMs,
+                                $"linger.ms {options.LatencyLingerMs(acksC)}: {options.IdleConnections:#,0} idle connections vs none";
+                var spec = new ProduceSpec(await CreateTopicAsync("idle", 16), 16, 10, size0, ToAcks(acksC), options.LatencyLingerMs(acksC),
                     options.Duration, options.MaxRecords, idleRate, MeasureLatency: true);
                 kept.Add(spec.Topic);
                 await Phase("idle", config, Baseline, () => Task.FromResult(ToRecord(ProducerLoad.Run(_broker!.Bootstrap, spec, _ct))), idleRate);
@@ -168,7 +168,8 @@ internal sealed class RealClientBench(RealClientOptions options)
             });
             const string topic = "cairn-bench-null";
             broker.AddTopic(topic, partitions);
-            return await Task.Run(() => ToRecord(ProducerLoad.Run(broker.BootstrapServers, spec with { Topic = topic }, _ct)));
+            var record = await Task.Run(() => ToRecord(ProducerLoad.Run(broker.BootstrapServers, spec with { Topic = topic }, _ct)));
+            return broker.Error is { } e ? throw new BenchFailure($"null broker closed a connection: {Bench.Describe(e)}") : record;
         }
         finally
         {
@@ -181,8 +182,9 @@ internal sealed class RealClientBench(RealClientOptions options)
         await using var broker = NullBroker.Start(new NullBrokerOptions { DefaultPartitions = partitions, FetchBatch = FetchBatch(size) });
         const string topic = "cairn-bench-null";
         broker.AddTopic(topic, partitions);
-        return await Task.Run(() => ToRecord(ConsumerLoad.Run(broker.BootstrapServers,
+        var record = await Task.Run(() => ToRecord(ConsumerLoad.Run(broker.BootstrapServers,
             new ConsumeSpec(topic, partitions, members, UseGroup: true, records, options.Duration), _ct)));
+        return broker.Error is { } e ? throw new BenchFailure($"null broker closed a connection: {Bench.Describe(e)}") : record;
     }
 
     /// <summary>A v2 batch of about 1 MB (the producer's batch.size) of records of <paramref name="size"/> bytes, for the null broker to replay.</summary>

@@ -23,7 +23,9 @@ internal sealed class RealClientOptions
           --shapes PxN,...        partitions x producers of the produce phases (default 1x1,16x1,16x4)
           --acks LIST             1, all or 1,all (default 1,all)
           --idle-connections N    idle connections of the idle-connection phase (default 1000; 0 skips it)
-          --latency-linger-ms N   linger.ms of the latency phases (default 0: the broker's and client's latency, no batching wait)
+          --latency-linger-ms N   linger.ms of the latency and idle-connection phases (default: 0 for acks=1, so the figure is
+                                  the broker's and client's, not the batching wait; 5 for acks=all, whose fsync per request
+                                  needs batches)
           --quick                 1 round, 2 s phases, 1 KiB records, shapes 1x1,16x4
           --json PATH             also write the results as JSON (for comparing commits)
           --cairn PATH            the cairn executable to start (default: `cairn` on PATH, else the built apphost)
@@ -37,7 +39,11 @@ internal sealed class RealClientOptions
     public Shape[] Shapes { get; private set; } = [new(1, 1), new(16, 1), new(16, 4)];
     public string[] Acks { get; private set; } = ["1", "all"];
     public int IdleConnections { get; private set; } = 1000;
-    public int LatencyLingerMs { get; private set; }
+    public int? LatencyLingerMsOverride { get; private set; }
+
+    /// <summary>linger.ms of a latency phase: with linger 0 librdkafka sends nearly every record as its own request, which
+    /// an fsync per acks=all request cannot keep up with at half of the linger-5 maximum.</summary>
+    public int LatencyLingerMs(string acks) => LatencyLingerMsOverride ?? (acks == "all" ? 5 : 0);
     public bool Quick { get; private set; }
     public string? JsonPath { get; private set; }
     public string? Cairn { get; private set; }
@@ -70,7 +76,7 @@ internal sealed class RealClientOptions
                     if (o.Acks.Length == 0 || o.Acks.Any(a => a is not ("1" or "all"))) throw new ArgumentException("--acks must list 1 and/or all");
                     break;
                 case "--idle-connections": o.IdleConnections = (int)ParseLong(args[i], Next(), 0, 5000); break;
-                case "--latency-linger-ms": o.LatencyLingerMs = (int)ParseLong(args[i], Next(), 0, 1000); break;
+                case "--latency-linger-ms": o.LatencyLingerMsOverride = (int)ParseLong(args[i], Next(), 0, 1000); break;
                 case "--quick": o.Quick = true; break;
                 case "--json": o.JsonPath = Next(); break;
                 case "--cairn": o.Cairn = Next(); break;
