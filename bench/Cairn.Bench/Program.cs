@@ -16,71 +16,39 @@ if (args.Length > 0 && args[0] is "null-broker" or "null-broker-selfcheck")
     return await Cairn.Bench.RealClient.NullBrokerCommands.RunAsync(args);
 
 if (args.Length > 0 && args[0] == "commits")
-{
-    CommitBenchOptions commitOptions;
-    try
-    {
-        commitOptions = CommitBenchOptions.Parse(args[1..]);
-    }
-    catch (ArgumentException e)
-    {
-        Console.Error.WriteLine($"cairn-bench commits: {e.Message}");
-        Console.Error.WriteLine(CommitBenchOptions.Usage);
-        return 2;
-    }
-    if (commitOptions.Help)
-    {
-        Console.WriteLine(CommitBenchOptions.Usage);
-        return 0;
-    }
-    using var commitCancel = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) => { e.Cancel = true; commitCancel.Cancel(); };
-    return await new CommitBench(commitOptions).RunAsync(commitCancel.Token);
-}
-
+    return await RunModeAsync("cairn-bench commits", () => CommitBenchOptions.Parse(args[1..]), CommitBenchOptions.Usage, o => o.Help,
+        (o, ct) => new CommitBench(o).RunAsync(ct));
 if (args.Contains("--client"))
+    return await RunModeAsync("cairn-bench --client", () => RealClientOptions.Parse(args), RealClientOptions.Usage, o => o.Help,
+        (o, ct) => new RealClientBench(o).RunAsync(ct));
+return await RunModeAsync("cairn-bench", () => BenchOptions.Parse(args), BenchOptions.Usage, o => o.Help,
+    (o, ct) => new Bench(o).RunAsync(ct));
+
+// Parses a mode's options (usage and exit code 2 on a bad argument), prints its usage for --help, else runs it until
+// done or Ctrl+C.
+static async Task<int> RunModeAsync<TOptions>(string name, Func<TOptions> parse, string usage, Func<TOptions, bool> help,
+    Func<TOptions, CancellationToken, Task<int>> run)
 {
-    RealClientOptions clientOptions;
+    TOptions options;
     try
     {
-        clientOptions = RealClientOptions.Parse(args);
+        options = parse();
     }
     catch (ArgumentException e)
     {
-        Console.Error.WriteLine($"cairn-bench --client: {e.Message}");
-        Console.Error.WriteLine(RealClientOptions.Usage);
+        Console.Error.WriteLine($"{name}: {e.Message}");
+        Console.Error.WriteLine(usage);
         return 2;
     }
-    if (clientOptions.Help)
+    if (help(options))
     {
-        Console.WriteLine(RealClientOptions.Usage);
+        Console.WriteLine(usage);
         return 0;
     }
-    using var clientCancel = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) => { e.Cancel = true; clientCancel.Cancel(); };
-    return await new RealClientBench(clientOptions).RunAsync(clientCancel.Token);
+    using var cancel = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+    return await run(options, cancel.Token);
 }
-
-BenchOptions options;
-try
-{
-    options = BenchOptions.Parse(args);
-}
-catch (ArgumentException e)
-{
-    Console.Error.WriteLine($"cairn-bench: {e.Message}");
-    Console.Error.WriteLine(BenchOptions.Usage);
-    return 2;
-}
-if (options.Help)
-{
-    Console.WriteLine(BenchOptions.Usage);
-    return 0;
-}
-
-using var cancel = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
-return await new Bench(options).RunAsync(cancel.Token);
 
 namespace Cairn.Bench
 {

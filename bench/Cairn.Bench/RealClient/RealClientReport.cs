@@ -27,7 +27,8 @@ internal sealed class RunHeader
         Commit = GitDescribe(),
         Conditions = $"{o.Rounds} round(s); each phase bounded by {o.Seconds:0} s and {o.MaxRecords:#,0} records; producers: linger.ms 5, batch.size 1000000, " +
                      "message.max.bytes 2000000, queue.buffering.max.kbytes 65536, socket.nagle.disable true, no compression, no idempotence; " +
-                     $"latency phases rate-limited to half of Cairn's maximum for the configuration in the same round (paced per millisecond), " +
+                     $"latency phases rate-limited to half of Cairn's maximum for the configuration in the same round (paced per millisecond; " +
+                     "the idle-connection phases to a quarter of the acks=1 1-partition maximum), " +
                      $"linger.ms {o.LatencyLingerMs("1")} for acks=1 and {o.LatencyLingerMs("all")} for acks=all",
         CommandLine = "dotnet run -c Release --project bench/Cairn.Bench -- " + string.Join(' ', o.Arguments),
     };
@@ -79,7 +80,7 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
                 .Where(x => x is not null).Select(x => x!.Value);
             var (s, b) = (Summarize(subject), Summarize(baseline));
             rows.Add(new Row(g.Key.Kind, g.Key.Config, subject.FirstOrDefault()?.Target ?? "", baseline.FirstOrDefault()?.Target ?? "",
-                g.Select(r => r.RateLimit).FirstOrDefault(x => x is not null), s, b,
+                Bench.Median(g.Where(r => r.RateLimit is not null).Select(r => r.RateLimit!.Value)), s, b,
                 Bench.Median(ratios), s.P99Ms is { } sp && b.P99Ms is { } bp && bp > 0 ? sp / bp : null));
         }
         return rows;
@@ -104,13 +105,13 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
         sb.AppendLine($"- Machine: {header.Machine}");
         sb.AppendLine($"- Load average (1/5/15 min) at start {header.LoadAtStart}, at end {header.LoadAtEnd}; baseline and Cairn phases alternate so both see the same machine state");
         sb.AppendLine($"- Commit: {header.Commit}; broker: `cairn serve` started by the bench (temporary data dir, log.flush.on.ack=true: acks=all is fsynced before the ack, acks=1 stays in the page cache)");
-        sb.AppendLine($"- Baselines: the in-process null broker (answers ApiVersions/Metadata/Produce/Fetch, stores nothing, fetch replays one cached ~1 MB batch), driven by the same client in the same round; for acks=all it appends each batch to a file and fsyncs before each ack");
+        sb.AppendLine($"- Baselines: the in-process null broker (answers ApiVersions/Metadata/Produce/Fetch and consumer-group requests, stores nothing, fetch replays one cached ~1 MB batch), driven by the same client in the same round; for acks=all it appends each batch to a file and fsyncs before each ack");
         sb.AppendLine($"- Conditions: {header.Conditions}");
         sb.AppendLine($"- Command: `{header.CommandLine}`");
         sb.AppendLine();
 
         Throughput(sb, "Produce (records/s = delivery reports; ratio = Cairn / null broker, median of per-round ratios)", rows.Where(r => r.Kind == "produce"));
-        Throughput(sb, "Consume (records/s read; Cairn: consumer group, null broker: assigned partitions)", rows.Where(r => r.Kind == "consume"));
+        Throughput(sb, "Consume (records/s read by one consumer group per line; the clock starts once every member holds partitions)", rows.Where(r => r.Kind == "consume"));
         Latency(sb, "Produce latency, Produce() to delivery report, at half of Cairn's maximum (pooled over rounds)", rows.Where(r => r.Kind == "latency"), "null broker");
         Latency(sb, "Idle connections: the same producers with and without idle connections open (target p99 ratio < 2)", rows.Where(r => r.Kind == "idle"), "no idle connections");
         Scaling(sb, rows);
@@ -145,7 +146,7 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
         if (list.Count == 0) return;
         sb.AppendLine($"#### {title}");
         sb.AppendLine();
-        sb.AppendLine($"| configuration | records/s offered (achieved: Cairn / {baselineName}) | p50 ms | p99 ms | p99.9 ms | {baselineName}: p50 / p99 / p99.9 ms | p99 ratio |");
+        sb.AppendLine($"| configuration | records/s offered, median over rounds (achieved: Cairn / {baselineName}) | p50 ms | p99 ms | p99.9 ms | {baselineName}: p50 / p99 / p99.9 ms | p99 ratio |");
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var r in list)
         {
