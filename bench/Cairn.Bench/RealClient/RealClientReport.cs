@@ -66,7 +66,10 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
     internal sealed record Side(int Rounds, double? RecordsPerSecond, double? MBps, double? P50Ms, double? P99Ms, double? P999Ms);
 
     internal sealed record Row(string Kind, string Config, string SubjectTarget, string BaselineTarget, double? RateLimit,
-        Side Subject, Side Baseline, double? Ratio, double? P99Ratio);
+        Side Subject, Side Baseline, double? Ratio, double? P99Ratio, int SaturatedRounds, int Rounds);
+
+    /// <summary>A rate-limited phase that achieved less than 90 % of its offered load measured queueing, not latency.</summary>
+    private static bool Saturated(PhaseRecord p) => p.RateLimit is { } offered && p.Error is null && p.RecordsPerSecond < 0.9 * offered;
 
     private List<Row> Rows()
     {
@@ -78,10 +81,14 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
             var ratios = subject.Where(s => s.Error is null)
                 .Select(s => baseline.FirstOrDefault(b => b.Round == s.Round && b.Error is null && b.RecordsPerSecond > 0) is { } b ? s.RecordsPerSecond / b.RecordsPerSecond : (double?)null)
                 .Where(x => x is not null).Select(x => x!.Value);
-            var (s, b) = (Summarize(subject), Summarize(baseline));
+            // Latency percentiles pool the rounds in which neither side saturated (all rounds when every one did).
+            var saturated = g.Where(Saturated).Select(r => r.Round).ToHashSet();
+            int rounds = g.Select(r => r.Round).Distinct().Count();
+            bool Keep(PhaseRecord r) => saturated.Count == rounds || !saturated.Contains(r.Round);
+            var (s, b) = (Summarize(subject.Where(Keep).ToList()), Summarize(baseline.Where(Keep).ToList()));
             rows.Add(new Row(g.Key.Kind, g.Key.Config, subject.FirstOrDefault()?.Target ?? "", baseline.FirstOrDefault()?.Target ?? "",
-                Bench.Median(g.Where(r => r.RateLimit is not null).Select(r => r.RateLimit!.Value)), s, b,
-                Bench.Median(ratios), s.P99Ms is { } sp && b.P99Ms is { } bp && bp > 0 ? sp / bp : null));
+                Bench.Median(g.Where(r => r.RateLimit is not null && Keep(r)).Select(r => r.RateLimit!.Value)), s, b,
+                Bench.Median(ratios), s.P99Ms is { } sp && b.P99Ms is { } bp && bp > 0 ? sp / bp : null, saturated.Count, rounds));
         }
         return rows;
     }
@@ -151,8 +158,10 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
         foreach (var r in list)
         {
             // Latency at an offered load the target cannot sustain is queueing, not latency: say so.
-            bool saturated = r.RateLimit is { } offered && (r.Subject.RecordsPerSecond < 0.9 * offered || r.Baseline.RecordsPerSecond < 0.9 * offered);
-            sb.AppendLine($"| {r.Config} | {N(r.RateLimit)} ({N(r.Subject.RecordsPerSecond)} / {N(r.Baseline.RecordsPerSecond)}){(saturated ? " SATURATED" : "")} | {Bench.Ms(r.Subject.P50Ms)} | {Bench.Ms(r.Subject.P99Ms)} | {Bench.Ms(r.Subject.P999Ms)} | " +
+            string saturated = r.SaturatedRounds == 0 ? ""
+                : r.SaturatedRounds == r.Rounds ? " SATURATED in every round"
+                : $" ({r.SaturatedRounds} of {r.Rounds} rounds saturated, left out)";
+            sb.AppendLine($"| {r.Config} | {N(r.RateLimit)} ({N(r.Subject.RecordsPerSecond)} / {N(r.Baseline.RecordsPerSecond)}){saturated} | {Bench.Ms(r.Subject.P50Ms)} | {Bench.Ms(r.Subject.P99Ms)} | {Bench.Ms(r.Subject.P999Ms)} | " +
                           $"{Bench.Ms(r.Baseline.P50Ms)} / {Bench.Ms(r.Baseline.P99Ms)} / {Bench.Ms(r.Baseline.P999Ms)} | {X(r.P99Ratio)} |");
         }
         sb.AppendLine();
