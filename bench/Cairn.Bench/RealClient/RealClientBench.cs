@@ -60,6 +60,13 @@ internal sealed class RealClientBench(RealClientOptions options)
             _admin?.Dispose();
             if (_broker is not null)
             {
+                try
+                {
+                    // A broker that does not stop cleanly on SIGTERM is a finding of the run, with its last words.
+                    int code = await _broker.StopAsync(TimeSpan.FromSeconds(30));
+                    if (code != 0) _issues.Add($"broker exited with code {code} after SIGTERM; last log lines:\n{Bench.Indent(_broker.Tail(30))}");
+                }
+                catch (TimeoutException e) { _issues.Add(Bench.Trim(e.Message, 30)); }
                 await _broker.DisposeAsync();
                 foreach (var line in _broker.ProblemLines()) _issues.Add($"broker log: {line}");
             }
