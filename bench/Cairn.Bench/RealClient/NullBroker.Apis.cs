@@ -71,15 +71,7 @@ internal sealed partial class NullBroker
                 break;
             case ApiKey.Fetch:
                 var fetch = MessageSerializer.Read<FetchRequest>(reader, v);
-                var fetched = BuildFetchResponse(fetch, out bool any);
-                if (!any && fetch.MaxWaitMs > 0 && fetch.MinBytes > 0 && _replayBatch is null)
-                {
-                    // Nothing to replay yet: wait (like Kafka's purgatory) for a produce or max_wait_ms, answering earlier requests first.
-                    await connection.FlushAsync(ct);
-                    await WaitForProduceAsync(TimeSpan.FromMilliseconds(fetch.MaxWaitMs), ct);
-                    fetched = BuildFetchResponse(fetch, out _);
-                }
-                WriteResponse(connection, header, fetched, v);
+                WriteResponse(connection, header, await FetchAsync(connection, fetch, ct), v);
                 break;
             case ApiKey.Metadata:
                 WriteResponse(connection, header, HandleMetadata(MessageSerializer.Read<MetadataRequest>(reader, v), v), v);
@@ -144,8 +136,9 @@ internal sealed partial class NullBroker
         {
             var entry = new MetadataResponse.MetadataResponseTopic { Name = name };
             response.Topics.Add(entry);
-            // Topics are never auto-created here (auto.create.topics.enable=false): create them with AddTopic or CreateTopics.
-            if (!_topics.TryGetValue(name, out var topic))
+            if (!_topics.TryGetValue(name, out var topic) && _options.AutoCreateTopics && (version < 4 || request.AllowAutoTopicCreation) && IsValidTopicName(name))
+                topic = _topics.GetOrAdd(name, n => new Topic(n, _options.DefaultPartitions));
+            if (topic is null)
             {
                 entry.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                 continue;
@@ -173,7 +166,7 @@ internal sealed partial class NullBroker
             (ErrorCode error, string? message) = true switch
             {
                 _ when duplicates.Contains(t.Name) => (ErrorCode.InvalidRequest, $"topic {t.Name} appears more than once in the request"),
-                _ when t.Name.Length == 0 || t.Name is "." or ".." || t.Name.Length > 249 => (ErrorCode.InvalidTopic, $"invalid topic name '{t.Name}'"),
+                _ when !IsValidTopicName(t.Name) => (ErrorCode.InvalidTopic, $"invalid topic name '{t.Name}'"),
                 _ when _topics.ContainsKey(t.Name) => (ErrorCode.TopicAlreadyExists, $"Topic '{t.Name}' already exists."),
                 _ when partitions < 1 => (ErrorCode.InvalidPartitions, "Number of partitions must be larger than 0."),
                 _ when t.ReplicationFactor is 0 or < -1 => (ErrorCode.InvalidReplicationFactor, "Replication factor must be larger than 0."),
@@ -190,6 +183,10 @@ internal sealed partial class NullBroker
         }
         return response;
     }
+
+    /// <summary>Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], not "." or "..".</summary>
+    private static bool IsValidTopicName(string name) =>
+        name.Length is > 0 and <= 249 && name is not ("." or "..") && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
     /// <summary>Idempotent producers only (as Cairn): a fresh id with epoch 0, or (v3+, KIP-360) the next epoch of the presented id.</summary>
     private InitProducerIdResponse HandleInitProducerId(InitProducerIdRequest request)

@@ -107,14 +107,23 @@ internal sealed partial class NullBroker
         Volatile.Write(ref partition.Replay, new ReplayBatch(span[..size].ToArray(), count));
     }
 
-    private async Task WaitForProduceAsync(TimeSpan maxWait, CancellationToken ct)
+    /// <summary>
+    /// Answers at once when there is something to return (data or an error); otherwise (nothing produced and no
+    /// FetchBatch) waits, like Kafka's fetch purgatory, until a produce or max_wait_ms, answering earlier requests first.
+    /// </summary>
+    private async ValueTask<FetchResponse> FetchAsync(Connection connection, FetchRequest request, CancellationToken ct)
     {
+        // Registered before looking, so a produce that lands between the look and the wait still wakes it.
         Interlocked.Increment(ref _fetchWaiters);
         try
         {
             var produced = Volatile.Read(ref _produced).Task;
-            await Task.WhenAny(produced, Task.Delay(maxWait, ct));
+            var response = BuildFetchResponse(request, out bool ready);
+            if (ready || request.MaxWaitMs <= 0 || request.MinBytes <= 0) return response;
+            await connection.FlushAsync(ct);
+            await Task.WhenAny(produced, Task.Delay(request.MaxWaitMs, ct));
             ct.ThrowIfCancellationRequested();
+            return BuildFetchResponse(request, out _);
         }
         finally
         {
@@ -128,14 +137,15 @@ internal sealed partial class NullBroker
     /// its whole batch even above the limits; later ones get at most partition_max_bytes and what is left of
     /// max_bytes, which may cut a batch (clients skip a partial batch at the end).
     /// </summary>
-    private FetchResponse BuildFetchResponse(FetchRequest request, out bool any)
+    private FetchResponse BuildFetchResponse(FetchRequest request, out bool ready)
     {
-        any = false;
+        ready = false;
         var response = new FetchResponse();
         if (request.SessionEpoch > 0 || (request.SessionId != 0 && request.SessionEpoch != -1))
         {
             // No fetch sessions are ever created here (every response carries session id 0), so none can be continued.
             response.ErrorCode = (short)ErrorCode.FetchSessionIdNotFound;
+            ready = true;
             return response;
         }
         long budget = request.MaxBytes;
@@ -152,6 +162,7 @@ internal sealed partial class NullBroker
                 if (partition is null)
                 {
                     result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                    ready = true;
                     continue;
                 }
                 var batch = Volatile.Read(ref partition.Replay) ?? _replayBatch;
@@ -159,6 +170,7 @@ internal sealed partial class NullBroker
                 if (p.FetchOffset < 0 || (batch is null && p.FetchOffset > produced))
                 {
                     result.ErrorCode = (short)ErrorCode.OffsetOutOfRange;
+                    ready = true;
                     continue;
                 }
                 result.LogStartOffset = 0;
@@ -173,7 +185,7 @@ internal sealed partial class NullBroker
                 if (length == 0) continue;
                 result.Records = new ReplayRecords(batch.Bytes, length, p.FetchOffset);
                 returned += length;
-                any = true;
+                ready = true;
             }
         }
         Interlocked.Add(ref _fetchedBytes, returned);

@@ -11,8 +11,13 @@ namespace Cairn.Bench.RealClient;
 
 internal sealed record NullBrokerOptions
 {
-    /// <summary>Partitions of a topic created without a count (CreateTopics with num_partitions -1).</summary>
+    /// <summary>Partitions of a topic created without a count: CreateTopics with num_partitions -1, or auto-creation.</summary>
     public int DefaultPartitions { get; init; } = 1;
+    /// <summary>
+    /// Kafka's auto.create.topics.enable: Metadata for an unknown topic creates it (when the request allows it, v4+).
+    /// Off by default: unknown topics answer UNKNOWN_TOPIC_OR_PARTITION until AddTopic or CreateTopics makes them.
+    /// </summary>
+    public bool AutoCreateTopics { get; init; }
     /// <summary>When set, every Produce appends its records bytes to this file (FileStream, no buffering) before acking.</summary>
     public string? SinkFile { get; init; }
     /// <summary>With <see cref="SinkFile"/>: fsync (Flush(true)) before each acknowledgement (baseline for acks=all + log.flush.on.ack).</summary>
@@ -152,8 +157,9 @@ internal sealed partial class NullBroker : IAsyncDisposable
     /// <summary>One client connection: frames are read whole into one buffer and answered in order.</summary>
     private sealed class Connection(Socket socket) : IDisposable
     {
-        private byte[] _buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
-        private readonly KafkaWriter _out = new(64 * 1024);
+        // Small to start (idle connections stay cheap); both grow to the largest frame the connection carries.
+        private byte[] _buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        private readonly KafkaWriter _out = new(4 * 1024);
         private int _start, _end;
 
         public KafkaWriter Output => _out;
@@ -162,7 +168,7 @@ internal sealed partial class NullBroker : IAsyncDisposable
         {
             while (true)
             {
-                // Answer what was handled so far before blocking on the socket (and at most every FlushThreshold bytes).
+                // FillAsync sends the responses written so far before it blocks on the socket; big batches go out at FlushThreshold.
                 if (_end - _start < 4 && !await FillAsync(4, ct)) return;
                 int size = BinaryPrimitives.ReadInt32BigEndian(_buffer.AsSpan(_start, 4));
                 if (size < 10 || size > MaxFrameBytes) throw new MalformedMessageException($"request frame size {size} is out of range");

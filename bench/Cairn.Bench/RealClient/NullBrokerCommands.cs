@@ -15,7 +15,8 @@ internal static class NullBrokerCommands
           per partition to fetches (the real client's own ceiling); runs until Ctrl-C or --seconds.
             --port N                 port on 127.0.0.1 (default: a free one, printed)
             --topic NAME[:PARTS]     create a topic up front (repeatable; topics can also be made with CreateTopics)
-            --default-partitions N   partitions of CreateTopics with num_partitions -1 (default 1)
+            --default-partitions N   partitions of CreateTopics with num_partitions -1 and of auto-created topics (default 1)
+            --auto-create            create unknown topics on Metadata (auto.create.topics.enable=true)
             --sink FILE              append every produced batch to FILE before acknowledging
             --fsync                  with --sink: fsync before each acknowledgement
             --seconds N              stop after N seconds (default 3600)
@@ -61,6 +62,7 @@ internal static class NullBrokerCommands
                 case "--default-partitions": options = options with { DefaultPartitions = Number("--default-partitions", Value(args, ref i), 1, 100_000) }; break;
                 case "--sink": options = options with { SinkFile = Value(args, ref i) }; break;
                 case "--fsync": options = options with { FsyncOnAck = true }; break;
+                case "--auto-create": options = options with { AutoCreateTopics = true }; break;
                 case "--seconds": seconds = Number("--seconds", Value(args, ref i), 1, 86_400); break;
                 case "--topic":
                     var spec = Value(args, ref i).Split(':');

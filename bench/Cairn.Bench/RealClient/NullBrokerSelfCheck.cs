@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Confluent.Kafka;
+using Cairn.Protocol.Records;
 using Confluent.Kafka.Admin;
 
 namespace Cairn.Bench.RealClient;
@@ -10,7 +11,8 @@ namespace Cairn.Bench.RealClient;
 /// Drives a <see cref="NullBroker"/> with the real client (Confluent.Kafka over the system librdkafka): topic
 /// creation, three producer runs (acks=1, acks=all, acks=all with idempotence) whose every delivery must succeed
 /// with consecutive offsets, watermarks, then a 2-member consumer group over 4 partitions that must split the
-/// partitions, read at least N whole records in offset order, and commit. Any failed check makes it FAIL.
+/// partitions, read at least N whole records in offset order, and commit; finally a consumer reads a partition nothing
+/// was produced to, which replays the options' FetchBatch. Any failed check makes it FAIL.
 /// </summary>
 internal static class NullBrokerSelfCheck
 {
@@ -18,6 +20,7 @@ internal static class NullBrokerSelfCheck
     private const int Partitions = 4;
     private const string Topic = "null-broker-selfcheck";
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan LateJoin = TimeSpan.FromSeconds(2);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -34,7 +37,7 @@ internal static class NullBrokerSelfCheck
         }
         Console.WriteLine($"librdkafka {SystemLibrdkafka.EnsureLoaded()}");
         var failures = new List<string>();
-        await using (var broker = NullBroker.Start(new NullBrokerOptions()))
+        await using (var broker = NullBroker.Start(new NullBrokerOptions { FetchBatch = ReplayBatch() }))
         {
             try
             {
@@ -46,6 +49,14 @@ internal static class NullBrokerSelfCheck
             }
             if (broker.Error is { } error) failures.Add($"the null broker closed a connection: {error.GetType().Name}: {error.Message}");
             Console.WriteLine($"null broker: {broker.ProducedBatches} batches / {broker.ProducedBytes} bytes produced, {broker.FetchedBytes} bytes fetched");
+        }
+        try
+        {
+            await CheckSinkAsync(records, debug, failures);
+        }
+        catch (Exception e)
+        {
+            failures.Add($"sink: {e.GetType().Name}: {e.Message}");
         }
         foreach (var failure in failures) Console.WriteLine($"  failed: {failure}");
         Console.WriteLine(failures.Count == 0 ? "PASS" : "FAIL");
@@ -79,6 +90,69 @@ internal static class NullBrokerSelfCheck
         }
 
         Consume(broker, records, debug, next, failures);
+        broker.AddTopic(ReplayTopic, 1);
+        ConsumeReplay(broker, records, debug, failures);
+    }
+
+    /// <summary>With a sink file and fsync on ack, the file holds exactly the acknowledged batches (topic auto-created).</summary>
+    private static async Task CheckSinkAsync(int records, string? debug, List<string> failures)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"null-broker-sink-{Environment.ProcessId}.bin");
+        try
+        {
+            // The topic is auto-created by the producer's Metadata request, with DefaultPartitions partitions.
+            await using var broker = NullBroker.Start(new NullBrokerOptions { SinkFile = path, FsyncOnAck = true, AutoCreateTopics = true, DefaultPartitions = Partitions });
+            var next = new long[Partitions];
+            var watch = Stopwatch.StartNew();
+            Produce(broker, records, Acks.All, idempotent: false, debug, next, failures, "sink acks=all fsync");
+            long length = new FileInfo(path).Length;
+            Console.WriteLine($"sink acks=all fsync: {records} records delivered in {watch.Elapsed.TotalSeconds:F2} s, {length} bytes in the sink file");
+            if (length != broker.ProducedBytes || length < (long)records * RecordBytes)
+                failures.Add($"sink: the file holds {length} bytes, {broker.ProducedBytes} were acknowledged for {records} records");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    private const string ReplayTopic = "null-broker-selfcheck-replay";
+    private const int ReplayBatchRecords = 100;
+
+    /// <summary>The options' FetchBatch: 100 records of 1 KiB, each value filled with its index.</summary>
+    private static byte[] ReplayBatch()
+    {
+        using var builder = new RecordBatchBuilder();
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        for (int i = 0; i < ReplayBatchRecords; i++)
+        {
+            var value = new byte[RecordBytes];
+            value.AsSpan().Fill((byte)i);
+            builder.Append(now, key: null, value);
+        }
+        return builder.Build();
+    }
+
+    /// <summary>A partition nothing was produced to replays FetchBatch: a consumer (no group) reads N records from offset 0, in order.</summary>
+    private static void ConsumeReplay(NullBroker broker, int records, string? debug, List<string> failures)
+    {
+        var config = new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "null-broker-selfcheck-replay", EnableAutoCommit = false, Debug = debug };
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(config).Build();
+        consumer.Assign(new TopicPartitionOffset(ReplayTopic, 0, 0));
+        var deadline = Stopwatch.StartNew();
+        long read = 0, wrong = 0;
+        while (read < records && deadline.Elapsed < Deadline)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(100));
+            if (result is null || result.IsPartitionEOF) continue;
+            var value = result.Message.Value;
+            if (result.Offset.Value != read || value.Length != RecordBytes || value[0] != (byte)(read % ReplayBatchRecords) || value[^1] != value[0]) wrong++;
+            read++;
+        }
+        consumer.Close();
+        if (read < records) failures.Add($"replay: read {read} of {records} records within {Deadline.TotalSeconds} s");
+        if (wrong > 0) failures.Add($"replay: {wrong} records were not the FetchBatch's records at the expected offsets");
+        Console.WriteLine($"replay: {read} records of FetchBatch read from {ReplayTopic}");
     }
 
     /// <summary>Every delivery must succeed; each partition's offsets continue exactly where the previous run ended, in produce order.</summary>
@@ -162,6 +236,8 @@ internal static class NullBrokerSelfCheck
                 .SetPartitionsRevokedHandler((_, _) => { lock (assignments) assignments[member] = []; })
                 .SetErrorHandler((_, e) => { if (e.IsFatal) problems.Enqueue($"member {member}: {e}"); })
                 .Build();
+            // The second member joins a group that is already stable, so the first learns of the rebalance by heartbeat and rejoins.
+            if (member == 1) Thread.Sleep(LateJoin);
             consumer.Subscribe(Topic);
             while (!done.IsCancellationRequested)
             {
