@@ -182,7 +182,7 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
                 var narrow = ofKind.FirstOrDefault(r => r.Config == narrowConfig);
                 if (narrow?.Subject.RecordsPerSecond is not { } n || wide.Subject.RecordsPerSecond is not { } w || n <= 0) continue;
                 double ratio = w / n;
-                lines.Add($"- {kind} {wide.Config} / {narrowConfig}: {ratio:0.00}x on Cairn{(ratio >= 1 ? "" : " (LOWER than 1 partition)")}" +
+                lines.Add($"- {kind} {wide.Config} / {narrowConfig}: {ratio:0.00}x on Cairn{(Math.Round(ratio, 2) >= 1 ? "" : " (LOWER than 1 partition)")}" +
                           (narrow.Baseline.RecordsPerSecond is { } nb && wide.Baseline.RecordsPerSecond is { } wb && nb > 0 ? $", {wb / nb:0.00}x on the null broker" : ""));
             }
         }
