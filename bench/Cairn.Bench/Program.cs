@@ -4,6 +4,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using System.Text;
 using Cairn.Bench;
+using Cairn.Bench.RealClient;
 using Cairn.Protocol;
 using Cairn.Protocol.Messages;
 using Cairn.Testing;
@@ -15,63 +16,42 @@ if (args.Length > 0 && args[0] is "null-broker" or "null-broker-selfcheck")
     return await Cairn.Bench.RealClient.NullBrokerCommands.RunAsync(args);
 
 if (args.Length > 0 && args[0] == "commits")
+    return await RunModeAsync("cairn-bench commits", () => CommitBenchOptions.Parse(args[1..]), CommitBenchOptions.Usage, o => o.Help,
+        (o, ct) => new CommitBench(o).RunAsync(ct));
+if (args.Length > 0 && args[0] == "footprint")
+    return await RunModeAsync("cairn-bench footprint", () => FootprintOptions.Parse(args[1..]), FootprintOptions.Usage, o => o.Help,
+        (o, ct) => new FootprintBench(o).RunAsync(ct));
+if (args.Contains("--client"))
+    return await RunModeAsync("cairn-bench --client", () => RealClientOptions.Parse(args), RealClientOptions.Usage, o => o.Help,
+        (o, ct) => new RealClientBench(o).RunAsync(ct));
+return await RunModeAsync("cairn-bench", () => BenchOptions.Parse(args), BenchOptions.Usage, o => o.Help,
+    (o, ct) => new Bench(o).RunAsync(ct));
+
+// Parses a mode's options (usage and exit code 2 on a bad argument), prints its usage for --help, else runs it until
+// done or Ctrl+C.
+static async Task<int> RunModeAsync<TOptions>(string name, Func<TOptions> parse, string usage, Func<TOptions, bool> help,
+    Func<TOptions, CancellationToken, Task<int>> run)
 {
-    CommitBenchOptions commitOptions;
+    TOptions options;
     try
     {
-        commitOptions = CommitBenchOptions.Parse(args[1..]);
+        options = parse();
     }
     catch (ArgumentException e)
     {
-        Console.Error.WriteLine($"cairn-bench commits: {e.Message}");
-        Console.Error.WriteLine(CommitBenchOptions.Usage);
+        Console.Error.WriteLine($"{name}: {e.Message}");
+        Console.Error.WriteLine(usage);
         return 2;
     }
-    if (commitOptions.Help)
+    if (help(options))
     {
-        Console.WriteLine(CommitBenchOptions.Usage);
+        Console.WriteLine(usage);
         return 0;
     }
-    using var commitCancel = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) => { e.Cancel = true; commitCancel.Cancel(); };
-    return await new CommitBench(commitOptions).RunAsync(commitCancel.Token);
+    using var cancel = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+    return await run(options, cancel.Token);
 }
-
-if (args.Length > 0 && args[0] == "footprint")
-{
-    FootprintOptions footprintOptions;
-    try { footprintOptions = FootprintOptions.Parse(args[1..]); }
-    catch (ArgumentException e)
-    {
-        Console.Error.WriteLine($"cairn-bench footprint: {e.Message}\n{FootprintOptions.Usage}");
-        return 2;
-    }
-    if (footprintOptions.Help) { Console.WriteLine(FootprintOptions.Usage); return 0; }
-    using var footprintCancel = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) => { e.Cancel = true; footprintCancel.Cancel(); };
-    return await new FootprintBench(footprintOptions).RunAsync(footprintCancel.Token);
-}
-
-BenchOptions options;
-try
-{
-    options = BenchOptions.Parse(args);
-}
-catch (ArgumentException e)
-{
-    Console.Error.WriteLine($"cairn-bench: {e.Message}");
-    Console.Error.WriteLine(BenchOptions.Usage);
-    return 2;
-}
-if (options.Help)
-{
-    Console.WriteLine(BenchOptions.Usage);
-    return 0;
-}
-
-using var cancel = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
-return await new Bench(options).RunAsync(cancel.Token);
 
 namespace Cairn.Bench
 {
@@ -80,6 +60,7 @@ namespace Cairn.Bench
         public const string Usage = """
             usage: dotnet run -c Release --project bench/Cairn.Bench -- [--bootstrap 127.0.0.1:9092 | --start-broker] [options]
                    dotnet run -c Release --project bench/Cairn.Bench -- commits [options]   (OffsetCommit benchmark; commits --help)
+                   dotnet run -c Release --project bench/Cairn.Bench -- --client librdkafka [options]   (real client; --client librdkafka --help)
               --bootstrap HOST:PORT   broker to measure (loopback only; default 127.0.0.1:9092)
               --start-broker          start `cairn serve` on a free 127.0.0.1 port (no admin HTTP server) with
                                       --set log.flush.on.ack=true and a temporary data dir, stop it (SIGTERM) at the end
@@ -478,7 +459,7 @@ namespace Cairn.Bench
         /// <summary>
         /// Before every phase: sync(2) so no phase pays for the previous one's dirty pages being written back, then a short pause.
         /// </summary>
-        private static async Task SettleAsync()
+        internal static async Task SettleAsync()
         {
             try { await Task.Run(LibcSync); } catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
             await Task.Delay(200);
