@@ -15,11 +15,12 @@ namespace Cairn.Broker.Network;
 /// <summary>
 /// One client connection. Frames are handled one at a time, so responses go out in request order (Kafka likewise mutes
 /// a connection while a request is in flight). Small frames are parsed in place from a pooled read buffer that the
-/// connection holds only while it has bytes to read; a frame larger than it is received straight into a buffer of its
+/// connection holds only while requests flow (it is returned when the socket has nothing more to read); a frame larger than it is received straight into a buffer of its
 /// own size (<see cref="NativeFrameBuffer"/>, freed when the request is done), so produce payloads are copied from the
 /// socket once. Every frame's size is reserved in the server's <see cref="RequestMemoryBudget"/> before its body is read
 /// and released once its response is sent. Two clocks run outside requests: connections.max.idle.ms while waiting for
-/// the next frame, and request.frame.timeout.ms from a frame's first byte until its last.
+/// the next frame, and request.frame.timeout.ms from a frame's first byte until its last. Either is armed only when a
+/// receive has to wait, so pipelined requests whose bytes have already arrived cost no timer updates.
 /// </summary>
 internal sealed class KafkaConnection(
     long id, Socket socket, HandlerRegistry handlers, int maxRequestBytes, ILogger logger, MalformedRequestLog malformed, BrokerMetrics? metrics = null,
@@ -27,6 +28,7 @@ internal sealed class KafkaConnection(
 {
     private const int ReadBufferSize = 64 * 1024;
     private const int MinimumFrameSize = 8; // api key, version, correlation id
+    private const int ResponseBufferSize = 4096;
     private const int ResponseBufferKeepLimit = 4 * 1024 * 1024;
 
     private readonly ConnectionInfo _info = new(id, socket.RemoteEndPoint?.ToString() ?? "unknown",
@@ -35,8 +37,9 @@ internal sealed class KafkaConnection(
     private byte[]? _buffer;
     private int _start;
     private int _end;
-    private KafkaWriter _response = new(4096);
+    private KafkaWriter? _response;
     private CancellationTokenSource? _deadline;
+    private long _frameStarted;
     private TimeoutReason? _armed;
 
     public async Task RunAsync(CancellationToken stopping)
@@ -46,17 +49,21 @@ internal sealed class KafkaConnection(
         var reading = deadline.Token;
         try
         {
+            socket.Blocking = false; // for TryReceiveWaiting; receives that wait are asynchronous either way
             while (!stopping.IsCancellationRequested)
             {
-                if (_start == _end)
+                if (_start == _end && !TryReceiveWaiting())
                 {
-                    // Nothing buffered, no request in flight: wait for the next byte without holding a read buffer (a
-                    // zero-byte receive, as Kestrel does), so thousands of idle connections cost no buffer memory.
-                    ReturnBuffer();
-                    Arm(TimeoutReason.Idle, _limits.IdleTimeout);
-                    await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, reading);
+                    // Nothing buffered, none waiting in the socket, no request in flight: wait for the next byte without
+                    // holding a read or response buffer (a zero-byte receive, as Kestrel does), so thousands of idle
+                    // connections cost no buffer memory.
+                    ReturnBuffers();
+                    var waiting = socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, reading);
+                    if (!waiting.IsCompleted) Arm(TimeoutReason.Idle, _limits.IdleTimeout);
+                    await waiting;
+                    Disarm();
                 }
-                Arm(TimeoutReason.FrameTimeout, _limits.FrameTimeout);
+                _frameStarted = Stopwatch.GetTimestamp();
                 if (!await FillAsync(4, reading)) return;
                 int size = BinaryPrimitives.ReadInt32BigEndian(_buffer!.AsSpan(_start));
                 if (size < MinimumFrameSize || size > maxRequestBytes)
@@ -71,11 +78,16 @@ internal sealed class KafkaConnection(
                 {
                     if (budget is not null)
                     {
-                        // Waiting for the budget is the broker's doing, not the client's: the frame clock starts afresh after it.
-                        Disarm();
-                        await budget.ReserveAsync(size, stopping);
+                        var reserving = budget.ReserveAsync(size, stopping);
+                        if (reserving.IsCompleted) reserving.GetAwaiter().GetResult();
+                        else
+                        {
+                            // Waiting for the budget is the broker's doing, not the client's: the frame clock starts afresh after it.
+                            Disarm();
+                            await reserving;
+                            _frameStarted = Stopwatch.GetTimestamp();
+                        }
                         reserved = size;
-                        Arm(TimeoutReason.FrameTimeout, _limits.FrameTimeout);
                     }
                     ReadOnlyMemory<byte> frame;
                     if (size + 4 <= ReadBufferSize)
@@ -94,7 +106,7 @@ internal sealed class KafkaConnection(
                         ReturnBuffer();
                         while (have < size)
                         {
-                            int n = await socket.ReceiveAsync(body[have..], SocketFlags.None, reading);
+                            int n = await ReceiveAsync(body[have..], reading);
                             if (n == 0) return;
                             have += n;
                         }
@@ -127,8 +139,7 @@ internal sealed class KafkaConnection(
         finally
         {
             _deadline = null;
-            ReturnBuffer();
-            _response.Dispose();
+            ReturnBuffers();
             socket.Dispose();
         }
     }
@@ -165,6 +176,45 @@ internal sealed class KafkaConnection(
         _armed = null;
     }
 
+    /// <summary>
+    /// Receives part of the current frame. The frame clock (request.frame.timeout.ms from the frame's first byte) is
+    /// armed only when the receive has to wait: a frame whose bytes are already in the socket costs no timer update.
+    /// </summary>
+    private ValueTask<int> ReceiveAsync(Memory<byte> into, CancellationToken reading)
+    {
+        var receiving = socket.ReceiveAsync(into, SocketFlags.None, reading);
+        if (!receiving.IsCompleted && _armed is null && _limits.FrameTimeout != Timeout.InfiniteTimeSpan)
+        {
+            // Cancelling the token after the receive started still cancels it.
+            var left = _limits.FrameTimeout - Stopwatch.GetElapsedTime(_frameStarted);
+            Arm(TimeoutReason.FrameTimeout, left > TimeSpan.Zero ? left : TimeSpan.FromTicks(1));
+        }
+        return receiving;
+    }
+
+    /// <summary>
+    /// While requests flow the read buffer is kept: after a request, whatever the client has sent meanwhile (pipelined
+    /// requests) is read into it at once, without a receive that waits. False when nothing is waiting, or no buffer is held.
+    /// </summary>
+    private bool TryReceiveWaiting()
+    {
+        if (_buffer is null) return false;
+        _start = _end = 0;
+        // The socket is non-blocking (KafkaServer sets it): this returns WouldBlock at once when nothing has arrived.
+        int n = socket.Receive(_buffer, SocketFlags.None, out var error);
+        if (error == SocketError.WouldBlock) return false;
+        if (error != SocketError.Success) throw new SocketException((int)error);
+        _end = n; // 0: the peer closed; the next read sees that too
+        return true;
+    }
+
+    private void ReturnBuffers()
+    {
+        ReturnBuffer();
+        _response?.Dispose();
+        _response = null;
+    }
+
     private void ReturnBuffer()
     {
         if (_buffer is null) return;
@@ -186,7 +236,7 @@ internal sealed class KafkaConnection(
         }
         while (_end - _start < count)
         {
-            int n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, reading);
+            int n = await ReceiveAsync(_buffer.AsMemory(_end), reading);
             if (n == 0) return false;
             _end += n;
         }
@@ -270,7 +320,7 @@ internal sealed class KafkaConnection(
             if (response is null) return true;
 
             if (!WriteFrame(handler, context, body, response, responseVersion)) return false;
-            var pending = _response.WrittenMemory;
+            var pending = _response!.WrittenMemory;
             metrics?.BytesSent(pending.Length);
             while (!pending.IsEmpty)
             {
@@ -281,7 +331,7 @@ internal sealed class KafkaConnection(
             {
                 // Do not pin a huge buffer to an idle connection after one large fetch.
                 _response.Dispose();
-                _response = new KafkaWriter(4096);
+                _response = null;
             }
             return true;
         }
@@ -339,6 +389,7 @@ internal sealed class KafkaConnection(
         var header = context.Header;
         bool replaced = false;
         // Each pass either succeeds, takes one unreadable payload out of the response, or replaces the response once: it ends.
+        _response ??= new KafkaWriter(ResponseBufferSize);
         while (true)
         {
             _response.Reset();
