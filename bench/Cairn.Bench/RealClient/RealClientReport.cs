@@ -28,7 +28,7 @@ internal sealed class RunHeader
         Conditions = $"{o.Rounds} round(s); each phase bounded by {o.Seconds:0} s and {o.MaxRecords:#,0} records; producers: linger.ms 5, batch.size 1000000, " +
                      "message.max.bytes 2000000, queue.buffering.max.kbytes 65536, socket.nagle.disable true, no compression, no idempotence; " +
                      $"latency phases rate-limited to half of Cairn's maximum for the configuration in the same round (paced per millisecond; " +
-                     "the idle-connection phases to a quarter of the acks=1 1-partition maximum), " +
+                     "the idle-connection phases to a twentieth of the acks=1 1-partition maximum), " +
                      $"linger.ms {o.LatencyLingerMs("1")} for acks=1 and {o.LatencyLingerMs("all")} for acks=all",
         CommandLine = "dotnet run -c Release --project bench/Cairn.Bench -- " + string.Join(' ', o.Arguments),
     };
