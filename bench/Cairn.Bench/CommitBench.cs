@@ -721,14 +721,7 @@ internal sealed class CommitBench(CommitBenchOptions options)
         }
         int skipped = _phases.Count(r => r.Skipped is not null);
         if (skipped > 0) _notes.Add($"{skipped} phase(s) skipped: the {options.BudgetSeconds:0} s budget (--budget-seconds) would have been exceeded");
-        sb.AppendLine($"Total run time {_total.Elapsed.TotalSeconds:0} s.");
-        foreach (var n in _notes) sb.AppendLine($"Note: {n}.");
-        if (_issues.Count > 0)
-        {
-            sb.AppendLine();
-            sb.AppendLine("Issues:");
-            foreach (var i in _issues) sb.AppendLine($"- {i}");
-        }
+        Bench.AppendFooter(sb, _total.Elapsed.TotalSeconds, _notes, _issues);
         return sb.ToString();
     }
 }

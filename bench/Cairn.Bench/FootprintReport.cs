@@ -113,14 +113,7 @@ internal sealed class FootprintResults
         if (RecoveryRatio is { } recoveryRatio)
             sb.AppendLine($"Recovery after SIGKILL, large data set / small data set: **{recoveryRatio:0.00}x** wall clock, " +
                           $"{RecoveryCpuRatio:0.00}x CPU time (about 1 when recovery depends on the active segments, not on the total data).\n");
-        sb.AppendLine($"Total run time {TotalSeconds:0} s.");
-        foreach (var n in Notes) sb.AppendLine($"Note: {n}.");
-        if (Issues.Count > 0)
-        {
-            sb.AppendLine();
-            sb.AppendLine("Issues:");
-            foreach (var i in Issues) sb.AppendLine($"- {i}");
-        }
+        Bench.AppendFooter(sb, TotalSeconds, Notes, Issues);
         return sb.ToString();
     }
 

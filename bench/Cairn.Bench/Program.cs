@@ -555,14 +555,7 @@ namespace Cairn.Bench
             sb.AppendLine();
             sb.AppendLine("</details>");
             sb.AppendLine();
-            sb.AppendLine($"Total run time {total.TotalSeconds:0} s.");
-            foreach (var n in _notes) sb.AppendLine($"Note: {n}.");
-            if (_issues.Count > 0)
-            {
-                sb.AppendLine();
-                sb.AppendLine("Issues:");
-                foreach (var i in _issues) sb.AppendLine($"- {i}");
-            }
+            AppendFooter(sb, total.TotalSeconds, _notes, _issues);
             return sb.ToString();
         }
 
@@ -678,6 +671,19 @@ namespace Cairn.Bench
         {
             var all = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             return string.Join('\n', all.Take(lines)) + (all.Length > lines ? $"\n... ({all.Length - lines} more lines)" : "");
+        }
+
+        /// <summary>The end every mode's report shares: total run time, notes, then the issues of the run.</summary>
+        internal static void AppendFooter(StringBuilder sb, double totalSeconds, IEnumerable<string> notes, IReadOnlyCollection<string> issues)
+        {
+            sb.AppendLine($"Total run time {totalSeconds:0} s.");
+            foreach (var n in notes) sb.AppendLine($"Note: {n}.");
+            if (issues.Count > 0)
+            {
+                sb.AppendLine();
+                sb.AppendLine("Issues:");
+                foreach (var i in issues) sb.AppendLine($"- {i}");
+            }
         }
 
         internal static string Indent(string text) => string.Join('\n', text.Split('\n').Select(l => "    " + l));

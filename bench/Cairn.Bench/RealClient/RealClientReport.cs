@@ -123,14 +123,7 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
         Latency(sb, "Idle connections: the same producers with and without idle connections open (target p99 ratio < 2)", rows.Where(r => r.Kind == "idle"), "no idle connections");
         Scaling(sb, rows);
 
-        sb.AppendLine($"Total run time {header.TotalSeconds:0} s.");
-        foreach (var n in notes) sb.AppendLine($"Note: {n}.");
-        if (issues.Count > 0)
-        {
-            sb.AppendLine();
-            sb.AppendLine("Issues:");
-            foreach (var i in issues) sb.AppendLine($"- {i}");
-        }
+        Bench.AppendFooter(sb, header.TotalSeconds, notes, issues);
         return sb.ToString();
     }
 
