@@ -97,11 +97,18 @@ internal sealed class RealClientBench(RealClientOptions options)
             {
                 string config = $"acks={acks}, {SizeLabel(size)}, {shape.Describe()}";
                 var spec = new ProduceSpec("", shape.Partitions, shape.Producers, size, ToAcks(acks), 5, options.Duration, options.MaxRecords);
-                await Phase("produce", config, Baseline, () => OnNullAsync(acks == "all", shape.Partitions, null, spec));
+                await Phase("produce", config, Baseline, () => OnNullAsync(writeSink: acks == "all", fsync: acks == "all", shape.Partitions, null, spec));
                 string topic = await CreateTopicAsync($"acks{acks}-{size}b-{shape}", shape.Partitions);
                 kept.Add(topic);
                 var cairn = await Phase("produce", config, Subject, () => Task.FromResult(ToRecord(ProducerLoad.Run(_broker!.Bootstrap, spec with { Topic = topic }, _ct))));
                 if (cairn.Error is null) maxima[(acks, size, shape)] = (cairn.RecordsPerSecond, topic, cairn.Records + (long)shape.Partitions * shape.Producers);
+                if (acks == "1")
+                {
+                    // The disk path: the null broker appending every batch to a file (no fsync, page cache as Cairn's
+                    // acks=1), the same client. Cairn's figure above is compared with it in a table of its own.
+                    await Phase("disk", config, Baseline, () => OnNullAsync(writeSink: true, fsync: false, shape.Partitions, null, spec));
+                    _records.Add(cairn with { Kind = "disk" });
+                }
             }
 
             int size0 = options.Sizes[0];
@@ -119,7 +126,7 @@ internal sealed class RealClientBench(RealClientOptions options)
                 rates[acks] = rate;
                 string config = $"acks={acks}, {SizeLabel(size0)}, 1 partition, 1 producer, linger.ms {options.LatencyLingerMs(acks)}";
                 var spec = new ProduceSpec("", 1, 1, size0, ToAcks(acks), options.LatencyLingerMs(acks), options.Duration, options.MaxRecords, rate, MeasureLatency: true);
-                await Phase("latency", config, Baseline, () => OnNullAsync(acks == "all", 1, null, spec), rate);
+                await Phase("latency", config, Baseline, () => OnNullAsync(writeSink: acks == "all", fsync: acks == "all", 1, null, spec), rate);
                 string topic = await CreateTopicAsync($"lat-acks{acks}", 1);
                 kept.Add(topic);
                 await Phase("latency", config, Subject, () => Task.FromResult(ToRecord(ProducerLoad.Run(_broker!.Bootstrap, spec with { Topic = topic }, _ct))), rate);
@@ -166,16 +173,16 @@ internal sealed class RealClientBench(RealClientOptions options)
     // ------------------------------------------------------------------------------------------------
     // Null broker phases
 
-    private async Task<PhaseRecord> OnNullAsync(bool fsyncSink, int partitions, ReadOnlyMemory<byte>? fetchBatch, ProduceSpec spec)
+    private async Task<PhaseRecord> OnNullAsync(bool writeSink, bool fsync, int partitions, ReadOnlyMemory<byte>? fetchBatch, ProduceSpec spec)
     {
-        string? sink = fsyncSink ? Path.Combine(_scratch, $"sink-{Guid.NewGuid():N}.bin") : null;
+        string? sink = writeSink ? Path.Combine(_scratch, $"sink-{Guid.NewGuid():N}.bin") : null;
         try
         {
             await using var broker = NullBroker.Start(new NullBrokerOptions
             {
                 DefaultPartitions = partitions,
                 SinkFile = sink,
-                FsyncOnAck = fsyncSink,
+                FsyncOnAck = fsync,
                 FetchBatch = fetchBatch ?? default,
             });
             const string topic = "cairn-bench-null";
@@ -253,7 +260,8 @@ internal sealed class RealClientBench(RealClientOptions options)
     private async Task<PhaseRecord> Phase(string kind, string config, string role, Func<Task<PhaseRecord>> run, double? rate = null)
     {
         await Bench.SettleAsync();
-        string target = kind == "idle" ? (role == Subject ? $"Cairn + {options.IdleConnections} idle" : "Cairn") : role == Subject ? "Cairn" : "null broker";
+        string target = kind == "idle" ? (role == Subject ? $"Cairn + {options.IdleConnections} idle" : "Cairn")
+            : role == Subject ? "Cairn" : kind == "disk" ? "TCP->file sink" : "null broker";
         Console.Error.Write($"[bench]   {kind} {config} on {target} ... ");
         PhaseRecord record;
         try

@@ -112,12 +112,14 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
         sb.AppendLine($"- Machine: {header.Machine}");
         sb.AppendLine($"- Load average (1/5/15 min) at start {header.LoadAtStart}, at end {header.LoadAtEnd}; baseline and Cairn phases alternate so both see the same machine state");
         sb.AppendLine($"- Commit: {header.Commit}; broker: `cairn serve` started by the bench (temporary data dir, log.flush.on.ack=true: acks=all is fsynced before the ack, acks=1 stays in the page cache)");
-        sb.AppendLine($"- Baselines: the in-process null broker (answers ApiVersions/Metadata/Produce/Fetch and consumer-group requests, stores nothing, fetch replays one cached ~1 MB batch), driven by the same client in the same round; for acks=all it appends each batch to a file and fsyncs before each ack");
+        sb.AppendLine($"- Baselines: the in-process null broker (answers ApiVersions/Metadata/Produce/Fetch and consumer-group requests, stores nothing, fetch replays one cached ~1 MB batch), driven by the same client in the same round; for acks=all it appends each batch to a file and fsyncs before each ack; for acks=1 also as a TCP->file sink (appends each batch to a file, no fsync), the disk path's limit");
         sb.AppendLine($"- Conditions: {header.Conditions}");
         sb.AppendLine($"- Command: `{header.CommandLine}`");
         sb.AppendLine();
 
         Throughput(sb, "Produce (records/s = delivery reports; ratio = Cairn / null broker, median of per-round ratios)", rows.Where(r => r.Kind == "produce"));
+        Throughput(sb, "Produce acks=1 against the disk path (ratio = Cairn / a TCP->file sink: the null broker appending every batch to a file, no fsync, same client, same round)",
+            rows.Where(r => r.Kind == "disk"), "TCP->file sink");
         Throughput(sb, "Consume (records/s read by one consumer group per line; the clock starts once every member holds partitions)", rows.Where(r => r.Kind == "consume"));
         Latency(sb, "Produce latency, Produce() to delivery report, at half of Cairn's maximum (pooled over rounds)", rows.Where(r => r.Kind == "latency"), "null broker");
         Latency(sb, "Idle connections: the same producers with and without idle connections open (target p99 ratio < 2)", rows.Where(r => r.Kind == "idle"), "no idle connections");
@@ -127,13 +129,13 @@ internal sealed class RealClientReport(RunHeader header, List<PhaseRecord> recor
         return sb.ToString();
     }
 
-    private static void Throughput(StringBuilder sb, string title, IEnumerable<Row> rows)
+    private static void Throughput(StringBuilder sb, string title, IEnumerable<Row> rows, string baseline = "null broker")
     {
         var list = rows.ToList();
         if (list.Count == 0) return;
         sb.AppendLine($"#### {title}");
         sb.AppendLine();
-        sb.AppendLine("| configuration | Cairn records/s | Cairn MB/s | null broker records/s | null broker MB/s | ratio |");
+        sb.AppendLine($"| configuration | Cairn records/s | Cairn MB/s | {baseline} records/s | {baseline} MB/s | ratio |");
         sb.AppendLine("|---|---:|---:|---:|---:|---:|");
         foreach (var r in list)
             sb.AppendLine($"| {r.Config} | {N(r.Subject.RecordsPerSecond)} | {M(r.Subject.MBps)} | {N(r.Baseline.RecordsPerSecond)} | {M(r.Baseline.MBps)} | {X(r.Ratio)} |");
